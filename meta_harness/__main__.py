@@ -1,0 +1,5 @@
+"""`python -m meta_harness` runs the CLI."""
+
+from meta_harness.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Agent layer: agent processes and their ACP connections. The only layer that imports `acp`."""

@@ -1,0 +1,1 @@
+"""CLI surface (click). The composition root: only `up` imports the runtime, lazily."""

@@ -1,0 +1,1 @@
+"""Domain layer: the pure, synchronous rules (phases, delivery, drops, permissions, admission)."""

@@ -1,0 +1,1 @@
+"""Runtime layer: the asyncio shell that watches the workspace and drives agents."""

@@ -1,0 +1,481 @@
+"""One task's runner: delivers its inbox to its agent, one turn at a time.
+
+The loop: apply controls first (cancel, complete); take the next undelivered message;
+make sure a session is live (a slot from the pool, spawn, `initialize`, then
+`session/new`, or `session/resume`/`session/load` for a task that has a session id);
+stamp the message in flight (fsync) and send it as `session/prompt`; ack when the turn
+ends. A crash mid-turn leaves the message in doubt; the restore's replay decides whether
+it is acked as `recovered` or sent again with the same id. Restarts are budgeted
+(burst per window, with backoff); a spent budget fails the task with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meta_harness.agent.session import AgentSession
+from meta_harness.base.config import Config, Profile
+from meta_harness.base.errors import (
+    AgentBroken,
+    AgentClosed,
+    AgentError,
+    AgentRequestFailed,
+    AgentStartError,
+    SessionLoadFailed,
+)
+from meta_harness.base.jsonl import read_records
+from meta_harness.base.layout import Workspace
+from meta_harness.domain.admission import Candidate
+from meta_harness.domain.drops import Control, MessageDrop, header_line, header_marker
+from meta_harness.domain.events import EventType
+from meta_harness.domain.inbox import Message
+from meta_harness.domain.phases import SessionPhase, TaskPhase, advance_session
+from meta_harness.domain.tasks import LoadOutcome, TaskMode
+from meta_harness.domain.transcript import render, update_text
+from meta_harness.runtime.gate import PermissionGate
+from meta_harness.runtime.launch import launch_spec
+from meta_harness.runtime.pool import Pool
+from meta_harness.runtime.store import TaskStore
+
+logger = logging.getLogger(__name__)
+
+RESTART_BACKOFF_BASE = 0.2  # seconds before the first restart; doubles per crash in the window
+RESTART_BACKOFF_MAX = 30.0
+CONTEXT_TAIL_CHARS = 20_000  # transcript text handed to a fresh session when a load failed
+
+
+@dataclass
+class RunnerContext:
+    workspace: Workspace
+    store: TaskStore
+    pool: Pool
+    config: Callable[[], Config]
+    on_task_ended: Callable[[str], None]
+    mcp_servers: Callable[[str, AgentSession], list[dict[str, Any]]]
+    on_spawn: Callable[[int], None] | None = None
+
+
+class TaskRunner:
+    def __init__(self, ctx: RunnerContext, task_id: str, profile: Profile) -> None:
+        self.ctx = ctx
+        self.task_id = task_id
+        self.profile = profile
+        self.paths = ctx.workspace.task(task_id)
+        self.inbox = ctx.store.inbox(task_id)
+        self.phase = SessionPhase.ABSENT
+        self.session: AgentSession | None = None
+        self.last_used = time.monotonic()
+        self.gate = PermissionGate(task_id, self.paths, profile, ctx.store.events)
+        self.gate.note = self._note
+        self._lock = asyncio.Lock()
+        self._crashes: collections.deque[float] = collections.deque()
+        self._turn_text: list[str] = []
+        self._stopping = False
+        self.swaps_in = 0
+        self.swap_in_seconds: list[float] = []
+
+    # -- pool protocol -----------------------------------------------------------------------
+
+    def candidate(self) -> Candidate:
+        record = self.ctx.store.get(self.task_id)
+        return Candidate(
+            task_id=self.task_id,
+            last_used=self.last_used,
+            busy=self.phase is SessionPhase.BUSY,
+            awaiting_permission=self.gate.waiting,
+            has_pending=self.inbox.state.next_pending() is not None,
+            pinned=bool(record and record.pinned_reason),
+            starting=self.phase in (SessionPhase.STARTING, SessionPhase.RESTORING),
+        )
+
+    async def evict(self) -> bool:
+        if self._lock.locked() or not self.candidate().evictable or self.session is None:
+            return False
+        async with self._lock:
+            if not self.candidate().evictable or self.session is None:
+                return False
+            await self._swap_out("evicted for another task")
+            return True
+
+    # -- phases and notes -------------------------------------------------------------------------
+
+    def _set_phase(self, phase: SessionPhase, **fields: Any) -> None:
+        old = self.phase
+        self.phase = advance_session(old, phase)
+        if old is not phase:
+            self.ctx.store.events.emit(
+                EventType.SESSION_PHASE, self.task_id, **{"from": old.value, "to": phase.value}, **fields
+            )
+
+    def _note(self, note: str, **fields: Any) -> None:
+        if self.session is not None:
+            self.session.transcript.note(note, **fields)
+
+    # -- client hooks --------------------------------------------------------------------------
+
+    def on_update(self, session_id: str, update: dict[str, Any]) -> None:
+        if update.get("sessionUpdate") == "agent_message_chunk" and self.phase is SessionPhase.BUSY:
+            self._turn_text.append(update_text(update))
+
+    async def on_permission(
+        self, session_id: str, tool_call: dict[str, Any], options: list[dict[str, Any]]
+    ) -> str | None:
+        return await self.gate.decide(session_id, tool_call, options)
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            while not self._stopping:
+                record = self.ctx.store.get(self.task_id)
+                if record is None:
+                    return
+                if record.phase.terminal:
+                    await self._finish_ended()
+                    return
+                pending = self.inbox.state.pending()
+                control = next((m for m in pending if m.control is not None), None)
+                if control is not None:
+                    await self._apply_control(control)
+                    continue
+                message = pending[0] if pending else None
+                if message is None:
+                    await self._idle()
+                    continue
+                await self._deliver(message)
+        finally:
+            async with self._lock:
+                if self.session is not None:
+                    await self._swap_out("supervisor stopping")
+
+    async def _idle(self) -> None:
+        record = self.ctx.store.get(self.task_id)
+        if record is not None and record.phase is TaskPhase.ACTIVE:
+            self.ctx.store.set_phase(self.task_id, TaskPhase.WAITING)
+        self.inbox.changed.clear()
+        if self.inbox.state.next_pending() is not None:
+            return
+        self.ctx.pool.poke()
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self.inbox.changed.wait())]
+        session = self.session
+        if session is not None:
+            waits.append(asyncio.ensure_future(session.wait_exit()))
+        idle_after = self.ctx.config().settings.supervisor.idle_swap_after
+        timeout = idle_after if (session is not None and idle_after > 0) else None
+        try:
+            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        if session is not None and session is self.session:
+            if session.process.returncode is not None:
+                async with self._lock:
+                    await self._crashed("agent exited while idle")
+            elif not done and self.candidate().evictable:
+                async with self._lock:
+                    await self._swap_out(f"idle for {idle_after:g} s")
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.inbox.changed.set()
+
+    # -- controls -------------------------------------------------------------------------------
+
+    def interrupt(self) -> None:
+        """A control arrived: cancel the running turn and pending permission requests."""
+        if self.session is not None and self.phase is SessionPhase.BUSY:
+            record = self.ctx.store.get(self.task_id)
+            if record is not None and record.session_id:
+                task = asyncio.get_running_loop().create_task(self.session.cancel(record.session_id))
+                task.add_done_callback(lambda _: None)
+        self.gate.cancel_all("the task was cancelled")
+        self.inbox.changed.set()
+
+    async def _apply_control(self, message: Message) -> None:
+        store = self.ctx.store
+        record = store.get(self.task_id)
+        assert record is not None
+        if message.control is Control.CANCEL:
+            store.set_phase(self.task_id, TaskPhase.CANCELLED, finished_by=message.sender or "user")
+        elif message.control is Control.COMPLETE:
+            store.set_phase(
+                self.task_id,
+                TaskPhase.DONE,
+                result=message.result or "",
+                finished_by=message.sender or "user",
+            )
+        self.inbox.ack(message.id, "applied")
+        self.ctx.on_task_ended(self.task_id)
+
+    async def _finish_ended(self) -> None:
+        for message in self.inbox.state.pending():
+            self.inbox.drop(message.id, f"task {self.ctx.store.records[self.task_id].phase}")
+        async with self._lock:
+            if self.session is not None:
+                await self._swap_out("task ended")
+
+    # -- delivery ------------------------------------------------------------------------------
+
+    async def _deliver(self, message: Message) -> None:
+        async with self._lock:
+            if not await self._ensure_session():
+                return
+            if self.inbox.state.settled(message.id):
+                return  # acked as recovered by the restore
+            session = self.session
+            assert session is not None
+            record = self.ctx.store.get(self.task_id)
+            assert record is not None and record.session_id is not None
+            if record.phase in (TaskPhase.PENDING, TaskPhase.WAITING):
+                self.ctx.store.set_phase(self.task_id, TaskPhase.ACTIVE)
+            self.inbox.mark_sent(message.id, record.epoch)
+            self._set_phase(SessionPhase.BUSY)
+            self._turn_text = []
+            try:
+                stop = await session.prompt(
+                    record.session_id,
+                    _with_header(message),
+                    {"messageId": message.id, "from": message.sender},
+                )
+            except AgentRequestFailed as e:
+                self.inbox.ack(message.id, "error", error=str(e))
+                self._set_phase(SessionPhase.IDLE)
+                self._turn_ended("error", str(e))
+                return
+            except AgentClosed:
+                return
+            except AgentBroken as e:
+                await self._crashed(str(e))
+                return
+            self.inbox.ack(message.id, stop)
+            self.last_used = time.monotonic()
+            self._set_phase(SessionPhase.IDLE)
+            self._turn_ended(stop, None)
+
+    def _turn_ended(self, stop: str, error: str | None) -> None:
+        record = self.ctx.store.get(self.task_id)
+        if record is None or record.phase.terminal or record.mode is not TaskMode.ONESHOT:
+            return
+        text = "".join(self._turn_text)
+        if stop == "end_turn" or stop == "max_tokens" or stop == "max_turn_requests":
+            self.ctx.store.set_phase(self.task_id, TaskPhase.DONE, result=text, finished_by="oneshot")
+        else:
+            self.ctx.store.set_phase(
+                self.task_id, TaskPhase.FAILED, error=error or f"turn ended with {stop}", result=text
+            )
+        self.ctx.on_task_ended(self.task_id)
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    async def _ensure_session(self) -> bool:
+        """A live session, restoring or starting one; False if the task cannot go on now."""
+        if self.session is not None and self.phase.live:
+            return True
+        wait = await self.ctx.pool.acquire(self)
+        store = self.ctx.store
+        record = store.get(self.task_id)
+        assert record is not None
+        config = self.ctx.config()
+        agent = config.agent(self.profile.agent)
+        epoch = record.epoch + 1
+        record = store.update(self.task_id, epoch=epoch)
+        restoring = record.session_id is not None
+        self._set_phase(SessionPhase.RESTORING if restoring else SessionPhase.STARTING)
+        started = time.monotonic()
+        spec = launch_spec(agent, self.profile, self.ctx.workspace, record, epoch)
+        spec.on_spawn = self.ctx.on_spawn
+        try:
+            session = await AgentSession.open(spec, self)
+        except AgentStartError as e:
+            self.ctx.pool.release(self.task_id)
+            self._set_phase(SessionPhase.CRASHED, reason=str(e))
+            await self._backoff_or_fail(str(e))
+            return False
+        self.session = session
+        try:
+            if restoring:
+                await self._restore(session)
+            else:
+                await self._start(session)
+        except SessionLoadFailed as e:
+            return await self._load_failed(session, str(e))
+        except AgentBroken as e:
+            await self._crashed(str(e))
+            return False
+        except AgentRequestFailed as e:
+            await self._crashed(str(e))
+            return False
+        self._set_phase(SessionPhase.IDLE)
+        elapsed = time.monotonic() - started
+        if restoring:
+            self.swaps_in += 1
+            self.swap_in_seconds.append(elapsed)
+            store.events.emit(EventType.SWAP, self.task_id, direction="in", seconds=elapsed, queued=wait)
+        self.last_used = time.monotonic()
+        return True
+
+    async def _start(self, session: AgentSession, context: str | None = None) -> None:
+        record = self.ctx.store.get(self.task_id)
+        assert record is not None
+        servers = self.ctx.mcp_servers(self.task_id, session)
+        session_id = await session.new_session(self._cwd(), servers)
+        pinned = None if session.caps.load_session else "the agent cannot session/load"
+        self.ctx.store.update(self.task_id, session_id=session_id, pinned_reason=pinned)
+        session.transcript.note("session-new", session_id=session_id, pinned=pinned)
+        if pinned:
+            self.ctx.store.events.emit(EventType.WARNING, self.task_id, message=f"pinned: {pinned}")
+
+    async def _restore(self, session: AgentSession) -> None:
+        record = self.ctx.store.get(self.task_id)
+        assert record is not None and record.session_id is not None
+        servers = self.ctx.mcp_servers(self.task_id, session)
+        in_doubt = self.inbox.state.in_doubt()
+        caps = session.caps
+        if caps.resume and not in_doubt:
+            await session.resume_session(record.session_id, self._cwd(), servers)
+            self.ctx.store.update(self.task_id, last_load=LoadOutcome.RESUMED)
+            session.transcript.note("session-resumed", session_id=record.session_id)
+            return
+        if not caps.load_session:
+            raise SessionLoadFailed("the agent cannot session/load (loadSession is false)")
+        replay = await session.load_session(record.session_id, self._cwd(), servers)
+        self.ctx.store.update(self.task_id, last_load=LoadOutcome.LOADED)
+        session.transcript.note("session-loaded", session_id=record.session_id, replayed=len(replay))
+        if in_doubt:
+            seen = _user_texts(replay)
+            for message in in_doubt:
+                if header_marker(message.id) in seen:
+                    self.inbox.ack(message.id, "recovered")
+                    session.transcript.note("in-doubt-recovered", message=message.id)
+                else:
+                    session.transcript.note("in-doubt-resend", message=message.id)
+
+    async def _load_failed(self, session: AgentSession, reason: str) -> bool:
+        policy = self.profile.on_load_failure
+        session.transcript.note("load-failed", reason=reason, policy=policy)
+        if policy == "fresh":
+            try:
+                await self._start(session)
+            except AgentError as e:
+                await self._crashed(str(e))
+                return False
+            self.ctx.store.update(self.task_id, last_load=LoadOutcome.FRESH_WITH_CONTEXT)
+            self._set_phase(SessionPhase.IDLE)
+            context = _transcript_context(self.paths.transcript)
+            if context:
+                self.inbox.accept(
+                    [
+                        MessageDrop(
+                            id=f"context-{self.task_id}-{int(time.time())}",
+                            sender="supervisor",
+                            content=[{"type": "text", "text": context}],
+                        )
+                    ]
+                )
+            return True
+        await self._swap_out("load failed")
+        self.ctx.store.set_phase(
+            self.task_id, TaskPhase.FAILED, error=reason, finished_by="supervisor"
+        )
+        self.ctx.on_task_ended(self.task_id)
+        return False
+
+    def _cwd(self) -> Path:
+        record = self.ctx.store.get(self.task_id)
+        return Path(record.cwd) if record and record.cwd else self.ctx.workspace.root
+
+    async def _crashed(self, reason: str) -> None:
+        session = self.session
+        self.session = None
+        if self.phase is not SessionPhase.CRASHED:
+            self._set_phase(SessionPhase.CRASHED, reason=reason)
+        if session is not None:
+            session.transcript.note("crash", reason=reason)
+            await session.aclose(reason="crashed")
+        self.ctx.pool.release(self.task_id)
+        await self._backoff_or_fail(reason)
+
+    async def _backoff_or_fail(self, reason: str) -> None:
+        limits = self.profile.limits
+        now = time.monotonic()
+        self._crashes.append(now)
+        while self._crashes and now - self._crashes[0] > limits.restart_window:
+            self._crashes.popleft()
+        if len(self._crashes) > limits.restart_burst:
+            self.ctx.store.set_phase(
+                self.task_id,
+                TaskPhase.FAILED,
+                error=(
+                    f"restart budget exhausted: {len(self._crashes)} failures in "
+                    f"{limits.restart_window:g} s (last: {reason})"
+                ),
+                finished_by="supervisor",
+            )
+            self.ctx.on_task_ended(self.task_id)
+            return
+        delay = min(RESTART_BACKOFF_BASE * 2 ** (len(self._crashes) - 1), RESTART_BACKOFF_MAX)
+        self.ctx.store.events.emit(
+            EventType.WARNING, self.task_id, message=f"agent failed: {reason}; restarting in {delay:g} s"
+        )
+        await asyncio.sleep(delay)
+
+    async def _swap_out(self, reason: str) -> None:
+        """Close the session and end the process group; the session id stays on disk."""
+        session = self.session
+        if session is None:
+            return
+        started = time.monotonic()
+        self.session = None
+        if self.phase.holds_slot and self.phase is not SessionPhase.STOPPING:
+            self._set_phase(SessionPhase.STOPPING)
+        record = self.ctx.store.get(self.task_id)
+        if record is not None and record.session_id and session.process.returncode is None:
+            await session.close_session(record.session_id)
+        session.transcript.note("swap-out", reason=reason)
+        await session.aclose(reason=reason)
+        self.ctx.pool.release(self.task_id)
+        if self.phase is SessionPhase.STOPPING:
+            self._set_phase(SessionPhase.SWAPPED)
+        self.ctx.store.events.emit(
+            EventType.SWAP, self.task_id, direction="out", seconds=time.monotonic() - started, reason=reason
+        )
+
+
+def _with_header(message: Message) -> list[dict[str, Any]]:
+    header = header_line(message.id, message.sender)
+    blocks = [dict(b) for b in message.content]
+    if blocks and blocks[0].get("type") == "text":
+        blocks[0]["text"] = f"{header}\n{blocks[0].get('text', '')}"
+    else:
+        blocks.insert(0, {"type": "text", "text": header})
+    return blocks
+
+
+def _user_texts(replay: list[dict[str, Any]]) -> str:
+    parts: list[str] = []
+    for params in replay:
+        update = params.get("update") or {}
+        if update.get("sessionUpdate") == "user_message_chunk":
+            parts.append(update_text(update))
+    return "\n".join(parts)
+
+
+def _transcript_context(path: Path) -> str:
+    """The conversation so far as text, for a fresh session after a failed load."""
+    lines = [line for r in read_records(path) if (line := render(r)) and not line.startswith("--")]
+    text = "\n".join(lines)[-CONTEXT_TAIL_CHARS:]
+    if not text:
+        return ""
+    return (
+        "The previous session of this task could not be restored. "
+        "Here is the conversation so far, from the supervisor's transcript:\n\n" + text
+    )
+

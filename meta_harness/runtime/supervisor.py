@@ -1,0 +1,370 @@
+"""The supervisor: one per workspace. Composes lock, reaper, store, ingest, watcher, runners.
+
+Boot derives everything from files: sweep leftover agent processes of this workspace,
+load task records, fold WALs (truncating torn tails), expire permission requests of the
+previous run, deliver child results that a crash left undelivered, ingest every waiting
+drop file, then start a runner for each task with something to do. Then it watches. On
+SIGINT/SIGTERM every runner swaps its session out (session ids stay on disk) and every
+process group is ended. If the supervisor is killed, the reaper ends the groups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+from filelock import FileLock, Timeout
+
+from meta_harness import __version__
+from meta_harness.agent.session import AgentSession
+from meta_harness.base.config import Config, load_config
+from meta_harness.base.errors import ConfigError, WorkspaceLocked
+from meta_harness.base.fs import atomic_write, remove_stale_temps
+from meta_harness.base.jsonl import read_records
+from meta_harness.base.layout import Workspace
+from meta_harness.domain.drops import Control, MessageDrop
+from meta_harness.domain.events import EventType
+from meta_harness.domain.permissions import RequestStatus
+from meta_harness.domain.phases import TaskPhase
+from meta_harness.runtime.ingest import Ingest, IngestResult
+from meta_harness.runtime.launch import WORKSPACE_MARKER
+from meta_harness.runtime.pool import Pool
+from meta_harness.runtime.runner import RunnerContext, TaskRunner
+from meta_harness.runtime.store import EventLog, TaskStore
+from meta_harness.runtime.watcher import watch_drops
+
+logger = logging.getLogger(__name__)
+
+SWEEP_TERM_GRACE = 2.0  # leftover agents of a killed supervisor get this long after SIGTERM
+
+
+class Supervisor:
+    def __init__(self, workspace: Workspace, config: Config, overrides: tuple[str, ...] = ()) -> None:
+        self.workspace = workspace
+        self._config = config
+        self._overrides = overrides
+        self.stop_event = asyncio.Event()
+        self.events = EventLog(workspace)
+        self.store = TaskStore(workspace, self.events)
+        self.pool = Pool(config.settings.supervisor.max_live)
+        self.ingest = Ingest(workspace, self.store, self.config)
+        self.runners: dict[str, TaskRunner] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        self._reaper: subprocess.Popen[bytes] | None = None
+        self._retry_at: float | None = None
+        self._retry_changed = asyncio.Event()
+        self.ctx = RunnerContext(
+            workspace=workspace,
+            store=self.store,
+            pool=self.pool,
+            config=self.config,
+            on_task_ended=self.on_task_ended,
+            mcp_servers=self.mcp_servers,
+            on_spawn=self._register_group,
+        )
+
+    def config(self) -> Config:
+        return self._config
+
+    # -- config reload -----------------------------------------------------------------------
+
+    def reload_config(self) -> None:
+        try:
+            self._config = load_config(self.workspace, overrides=self._overrides)
+        except ConfigError as e:
+            logger.error("config edit ignored, keeping the last good config: %s", e)
+            self.events.emit(EventType.WARNING, None, message=f"config edit ignored: {e}")
+
+    # -- reaper --------------------------------------------------------------------------------
+
+    def _start_reaper(self) -> None:
+        self._reaper = subprocess.Popen(
+            [sys.executable, "-m", "meta_harness.runtime.reaper"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+        )
+
+    def _register_group(self, pgid: int) -> None:
+        if self._reaper is not None and self._reaper.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._reaper.stdin.write(b"+%d\n" % pgid)
+                self._reaper.stdin.flush()
+
+    def _stop_reaper(self) -> None:
+        if self._reaper is None:
+            return
+        with contextlib.suppress(OSError):
+            if self._reaper.stdin is not None:
+                self._reaper.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._reaper.wait(timeout=5)
+
+    # -- boot ------------------------------------------------------------------------------------
+
+    def sweep_leftovers(self) -> int:
+        """End processes a killed supervisor of this workspace left behind."""
+        mine = str(self.workspace.root)
+        found: list[psutil.Process] = []
+        me = os.getpid()
+        for proc in psutil.process_iter(["pid"]):
+            if proc.pid == me:
+                continue
+            with contextlib.suppress(psutil.Error):
+                if proc.environ().get(WORKSPACE_MARKER) == mine:
+                    found.append(proc)
+        for proc in found:
+            with contextlib.suppress(psutil.Error, OSError):
+                os.killpg(proc.pid, signal.SIGTERM) if os.getpgid(proc.pid) == proc.pid else proc.terminate()
+        _, alive = psutil.wait_procs(found, timeout=SWEEP_TERM_GRACE)
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        if found:
+            self.events.emit(EventType.WARNING, None, message=f"swept {len(found)} leftover agent process(es)")
+        return len(found)
+
+    def reconcile(self) -> None:
+        self.store.load_all()
+        for task_id, record in self.store.records.items():
+            paths = self.workspace.task(task_id)
+            remove_stale_temps(paths.dir)
+            self._expire_requests(paths.permissions)
+            if record.parent and record.phase.terminal:
+                self._deliver_result(task_id)
+
+    def _expire_requests(self, directory: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(directory):
+                if not entry.name.endswith(".json") or entry.name.endswith(".answer.json"):
+                    continue
+                with contextlib.suppress(OSError, ValueError):
+                    record = orjson.loads(Path(entry.path).read_bytes())
+                    if record.get("status") == RequestStatus.PENDING:
+                        record.update(
+                            status=RequestStatus.ANSWERED.value,
+                            decision="cancelled",
+                            answered_by="supervisor",
+                            reason="the supervisor restarted; the agent's call ended with it",
+                            answered_at=time.time(),
+                        )
+                        atomic_write(Path(entry.path), orjson.dumps(record, option=orjson.OPT_INDENT_2))
+
+    # -- runners -------------------------------------------------------------------------------
+
+    def ensure_runner(self, task_id: str) -> TaskRunner | None:
+        runner = self.runners.get(task_id)
+        if runner is not None:
+            return runner
+        record = self.store.get(task_id)
+        if record is None or self._tg is None or self.stop_event.is_set():
+            return None
+        if record.phase.terminal and not self.store.inbox(task_id).state.pending():
+            return None
+        profile = self._task_profile(task_id, record.profile)
+        runner = TaskRunner(self.ctx, task_id, profile)
+        self.runners[task_id] = runner
+        self._tg.create_task(self._run(runner), name=f"runner-{task_id}")
+        return runner
+
+    def _task_profile(self, task_id: str, name: str) -> Any:
+        from meta_harness.base.config import Profile
+
+        snapshot = self.workspace.task(task_id).profile_snapshot
+        with contextlib.suppress(OSError, ValueError):
+            return Profile.model_validate_json(snapshot.read_bytes())
+        return self._config.profile(name)
+
+    async def _run(self, runner: TaskRunner) -> None:
+        try:
+            await runner.run()
+        except Exception:
+            logger.exception("task %s: runner failed", runner.task_id)
+            self.events.emit(EventType.WARNING, runner.task_id, message="runner failed; see supervisor log")
+        finally:
+            self.runners.pop(runner.task_id, None)
+        # a message may have arrived while the runner was finishing
+        if not self.stop_event.is_set() and self.store.inbox(runner.task_id).state.next_pending():
+            self.ensure_runner(runner.task_id)
+
+    # -- ingest results ------------------------------------------------------------------------
+
+    def handle(self, result: IngestResult) -> None:
+        for task_id in result.touched:
+            runner = self.ensure_runner(task_id)
+            if runner is None:
+                continue
+            state = self.store.inbox(task_id).state
+            if any(m.control is not None for m in state.pending()):
+                runner.interrupt()
+            runner.inbox.changed.set()
+        for task_id, request_id, path in result.answers:
+            runner = self.runners.get(task_id)
+            if runner is None:
+                with contextlib.suppress(OSError):
+                    path.rename(path.with_name(path.name + ".rejected"))
+                continue
+            runner.gate.on_answer_file(request_id, path)
+        if result.retry_at is not None:
+            if self._retry_at is None or result.retry_at < self._retry_at:
+                self._retry_at = result.retry_at
+                self._retry_changed.set()
+
+    # -- task lifecycle ------------------------------------------------------------------------
+
+    def on_task_ended(self, task_id: str) -> None:
+        record = self.store.get(task_id)
+        if record is None:
+            return
+        runner = self.runners.get(task_id)
+        if runner is not None:
+            runner.gate.cancel_all(f"the task is {record.phase}")
+            runner.inbox.changed.set()
+        if record.phase is TaskPhase.CANCELLED:
+            for child in self.store.children(task_id):
+                if not child.phase.terminal:
+                    drop = MessageDrop(
+                        id=f"cancel-by-{task_id}",
+                        sender=f"task:{task_id}",
+                        content=[],
+                        control=Control.CANCEL,
+                    )
+                    if self.store.inbox(child.id).accept([drop]):
+                        child_runner = self.ensure_runner(child.id)
+                        if child_runner is not None:
+                            child_runner.interrupt()
+        if record.parent:
+            self._deliver_result(task_id)
+
+    def _deliver_result(self, task_id: str) -> None:
+        record = self.store.get(task_id)
+        if record is None or record.parent is None:
+            return
+        parent = self.store.get(record.parent)
+        if parent is None or parent.phase.terminal:
+            return
+        if record.phase is TaskPhase.DONE:
+            text = f"Child task {task_id} ({record.title}) finished:\n{record.result or ''}"
+        else:
+            text = f"Child task {task_id} ({record.title}) {record.phase}: {record.error or ''}"
+        drop = MessageDrop(
+            id=f"result:{task_id}",
+            sender=f"task:{task_id}",
+            content=[{"type": "text", "text": text}],
+            meta={"child": task_id, "phase": record.phase.value},
+        )
+        if self.store.inbox(parent.id).accept([drop]):
+            self.ensure_runner(parent.id)
+
+    def mcp_servers(self, task_id: str, session: AgentSession) -> list[dict[str, Any]]:
+        servers: list[dict[str, Any]] = []
+        atomic_write(self.workspace.task(task_id).mcp_config, orjson.dumps(servers) + b"\n")
+        return servers
+
+    # -- main ------------------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        async for batch in watch_drops(self.workspace, self.stop_event):
+            if self.workspace.config_file in batch:
+                self.reload_config()
+            self.handle(self.ingest.ingest(batch))
+
+    async def _retry_loop(self) -> None:
+        while not self.stop_event.is_set():
+            self._retry_changed.clear()
+            timeout = None if self._retry_at is None else max(0.0, self._retry_at - time.time())
+            stop = asyncio.ensure_future(self.stop_event.wait())
+            changed = asyncio.ensure_future(self._retry_changed.wait())
+            try:
+                await asyncio.wait([stop, changed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+                changed.cancel()
+            if self.stop_event.is_set():
+                return
+            if self._retry_at is not None and time.time() >= self._retry_at:
+                self._retry_at = None
+                self.handle(self.ingest.scan_all())
+
+    async def serve(self, ready: asyncio.Event | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        self.workspace.ensure_dirs()
+        self.sweep_leftovers()
+        self._start_reaper()
+        try:
+            self.reconcile()
+            self.events.emit(EventType.SUPERVISOR, None, status="started", pid=os.getpid())
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                self.handle(self.ingest.scan_all())
+                for task_id, record in self.store.records.items():
+                    if self.store.inbox(task_id).state.next_pending() is not None:
+                        self.ensure_runner(task_id)
+                tg.create_task(self._watch(), name="watcher")
+                tg.create_task(self._retry_loop(), name="settle-timer")
+                if ready is not None:
+                    ready.set()
+                await self.stop_event.wait()
+                self.events.emit(EventType.SUPERVISOR, None, status="stopping")
+                for runner in list(self.runners.values()):
+                    runner.stop()
+        finally:
+            self._tg = None
+            self.store.close()
+            self._stop_reaper()
+            self.events.emit(EventType.SUPERVISOR, None, status="stopped")
+            self.events.close()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
+def _lock(workspace: Workspace) -> FileLock:
+    workspace.state_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(workspace.lock_file), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        holder = "pid unknown"
+        with contextlib.suppress(OSError, ValueError):
+            info = orjson.loads(workspace.supervisor_file.read_bytes())
+            holder = f"pid {info.get('pid')}, started {time.ctime(info.get('started_at', 0))}"
+        raise WorkspaceLocked(str(workspace.root), holder) from None
+    return lock
+
+
+def run(workspace: Workspace, config: Config, *, overrides: tuple[str, ...] = ()) -> int:
+    """Run the supervisor in the foreground until SIGINT/SIGTERM; return the exit code.
+
+    Raises WorkspaceLocked if another supervisor holds the workspace.
+    """
+    workspace.require()
+    lock = _lock(workspace)
+    try:
+        info = {
+            "pid": os.getpid(),
+            "version": __version__,
+            "started_at": time.time(),
+            "create_time": psutil.Process().create_time(),
+            "workspace": str(workspace.root),
+        }
+        atomic_write(workspace.supervisor_file, orjson.dumps(info, option=orjson.OPT_INDENT_2))
+        supervisor = Supervisor(workspace, config, overrides)
+        asyncio.run(supervisor.serve())
+        with contextlib.suppress(FileNotFoundError):
+            workspace.supervisor_file.unlink()
+    finally:
+        lock.release()
+    return 0

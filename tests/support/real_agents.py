@@ -1,0 +1,350 @@
+"""Locate, launch and reliably stop the real ACP agents (Claude and Codex) for tests and benchmarks.
+
+Owns: the pinned agent versions, the install check (running scripts/install-agents, or skipping
+loudly when npm is unreachable), the argv and explicit environment of each agent pointed at a mock
+LLM URL, and spawning an agent in its own process group with stderr in a file, killed as a group.
+It does not speak to the LLM (tests/support/mock_llm.py) nor decide what a test sends over ACP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import getpass
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from acp import Client, connect_to_agent
+from acp.client.connection import ClientSideConnection
+
+logger = logging.getLogger(__name__)
+
+CLAUDE_PACKAGE = "@zed-industries/claude-agent-acp"
+CLAUDE_VERSION = "0.23.1"
+CODEX_PACKAGE = "@zed-industries/codex-acp"
+CODEX_VERSION = "0.16.0"
+CODEX_NATIVE_PACKAGE = "@zed-industries/codex-acp-linux-x64"
+CODEX_MODEL = "gpt-5.4"  # a model codex knows; an unknown one makes it print a warning as agent text
+CODEX_KEY_VAR = "MOCK_LLM_API_KEY"  # the env var named by the mock provider's env_key
+DUMMY_KEY = "sk-mock-not-a-real-key"
+# Anything not sent to loopback goes to this proxy, where nothing listens: outbound HTTP(S) fails
+# at once and without a DNS lookup (Claude Code fetches a plugin blocklist from GitHub otherwise).
+BLACKHOLE_PROXY = "http://127.0.0.1:9"
+NO_PROXY = "127.0.0.1,localhost,::1"
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-agents"
+
+INSTALL_TIMEOUT = 600.0  # two npm installs (~300 MB) take 10-30 s; a slow mirror gets room
+NPM_VIEW_TIMEOUT = 60.0  # one registry metadata lookup; failing it means npm is unreachable
+AGENT_STOP_GRACE = 2.0  # agents flush session files on stdin EOF before we signal them
+GROUP_EXIT_WAIT = 5.0  # after SIGKILL, a process group empties within milliseconds
+
+
+@dataclass(frozen=True)
+class InstalledAgents:
+    """Where the pinned agents live once installed."""
+
+    root: Path
+    claude_entry: Path  # node script: dist/index.js
+    codex_binary: Path  # native binary, launched directly (its npm wrapper leaves it orphaned)
+
+
+@dataclass(frozen=True)
+class AgentLaunch:
+    """Everything needed to start one agent process: nothing is inherited implicitly."""
+
+    name: str
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    cwd: Path
+
+
+def agents_dir() -> Path:
+    default = Path.home() / ".cache" / "meta-harness" / "agents"
+    return Path(os.environ.get("MH_AGENTS_DIR") or default)
+
+
+def _installed_version(root: Path, package: str) -> str | None:
+    manifest = root / "node_modules" / package / "package.json"
+    try:
+        return str(json.loads(manifest.read_text())["version"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _layout(root: Path) -> InstalledAgents:
+    modules = root / "node_modules"
+    return InstalledAgents(
+        root=root,
+        claude_entry=modules / CLAUDE_PACKAGE / "dist" / "index.js",
+        codex_binary=modules / CODEX_NATIVE_PACKAGE / "bin" / "codex-acp",
+    )
+
+
+def _is_complete(agents: InstalledAgents) -> bool:
+    return (
+        _installed_version(agents.root, CLAUDE_PACKAGE) == CLAUDE_VERSION
+        and _installed_version(agents.root, CODEX_PACKAGE) == CODEX_VERSION
+        and agents.claude_entry.is_file()
+        and os.access(agents.codex_binary, os.X_OK)
+    )
+
+
+def _npm_reachable() -> str | None:
+    """None if npm can see both pinned packages, else why not."""
+    npm = shutil.which("npm")
+    if npm is None:
+        return "npm is not on PATH"
+    for spec in (f"{CLAUDE_PACKAGE}@{CLAUDE_VERSION}", f"{CODEX_PACKAGE}@{CODEX_VERSION}"):
+        try:
+            done = subprocess.run(
+                [npm, "view", spec, "version"],
+                capture_output=True,
+                text=True,
+                timeout=NPM_VIEW_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return f"`npm view {spec}` timed out after {NPM_VIEW_TIMEOUT:.0f} s"
+        if done.returncode != 0:
+            return f"`npm view {spec}` failed: {done.stderr.strip()[-400:]}"
+    return None
+
+
+@functools.cache
+def ensure_agents_installed() -> InstalledAgents:
+    """Return the installed agents, installing them first if needed.
+
+    Skips the calling test (loudly) only when the cache lacks the agents AND npm is unreachable;
+    an install that fails with npm reachable is an error, not a skip.
+    """
+    agents = _layout(agents_dir())
+    if _is_complete(agents):
+        return agents
+    why = _npm_reachable()
+    if why is not None:
+        pytest.skip(
+            "REAL AGENTS NOT TESTED: the agent cache "
+            f"{agents.root} lacks {CLAUDE_PACKAGE}@{CLAUDE_VERSION} / {CODEX_PACKAGE}@{CODEX_VERSION}"
+            f" and npm is unreachable ({why}). Run scripts/install-agents with registry access."
+        )
+    logger.info("installing real agents into %s", agents.root)
+    subprocess.run(
+        [str(INSTALL_SCRIPT)],
+        env={**os.environ, "MH_AGENTS_DIR": str(agents.root)},
+        check=True,
+        timeout=INSTALL_TIMEOUT,
+        stdout=subprocess.DEVNULL,
+    )
+    if not _is_complete(agents):
+        raise RuntimeError(f"scripts/install-agents ran but {agents.root} is incomplete")
+    return agents
+
+
+# ---------------------------------------------------------------------------------------------
+# Launches
+
+
+def _scratch_dirs(scratch: Path) -> tuple[Path, Path, Path]:
+    home, work, tmp = scratch / "home", scratch / "work", scratch / "tmp"
+    for path in (home, work, tmp):
+        path.mkdir(parents=True, exist_ok=True)
+    return home, work, tmp
+
+
+def _base_env(home: Path, tmp: Path) -> dict[str, str]:
+    user = getpass.getuser()
+    return {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": str(home),
+        "USER": user,
+        "LOGNAME": user,
+        "SHELL": "/bin/bash",
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+        "TMPDIR": str(tmp),
+        "HTTP_PROXY": BLACKHOLE_PROXY,
+        "HTTPS_PROXY": BLACKHOLE_PROXY,
+        "ALL_PROXY": BLACKHOLE_PROXY,
+        "NO_PROXY": NO_PROXY,
+        "http_proxy": BLACKHOLE_PROXY,
+        "https_proxy": BLACKHOLE_PROXY,
+        "all_proxy": BLACKHOLE_PROXY,
+        "no_proxy": NO_PROXY,
+    }
+
+
+def claude_launch(
+    mock_url: str, scratch: Path, agents: InstalledAgents | None = None
+) -> AgentLaunch:
+    """claude-agent-acp on node, talking to the mock's Anthropic Messages API."""
+    agents = agents or ensure_agents_installed()
+    home, work, tmp = _scratch_dirs(scratch)
+    node = shutil.which("node") or "node"
+    env = _base_env(home, tmp) | {
+        "ANTHROPIC_BASE_URL": mock_url,
+        "ANTHROPIC_API_KEY": DUMMY_KEY,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+    }
+    if os.geteuid() == 0:
+        # Claude Code refuses bypass-capable modes as root unless told it is sandboxed; without
+        # this session/new fails with -32603 "Query closed before response received".
+        env["IS_SANDBOX"] = "1"
+    return AgentLaunch("claude", (node, str(agents.claude_entry)), env, work)
+
+
+def codex_launch(
+    mock_url: str, scratch: Path, agents: InstalledAgents | None = None
+) -> AgentLaunch:
+    """The native codex-acp binary with a `mock` model provider at the mock's Responses API."""
+    agents = agents or ensure_agents_installed()
+    home, work, tmp = _scratch_dirs(scratch)
+    codex_home = scratch / "codex-home"
+    codex_home.mkdir(exist_ok=True)
+    provider = (
+        f'{{name="mock",base_url="{mock_url}/v1",env_key="{CODEX_KEY_VAR}",wire_api="responses"}}'
+    )
+    argv = (
+        str(agents.codex_binary),
+        "-c", "model_provider=mock",
+        "-c", f"model={CODEX_MODEL}",
+        "-c", f"model_providers.mock={provider}",
+        "-c", "analytics.enabled=false",
+        "-c", "check_for_update_on_startup=false",
+    )  # fmt: skip
+    env = _base_env(home, tmp) | {"CODEX_HOME": str(codex_home), CODEX_KEY_VAR: DUMMY_KEY}
+    return AgentLaunch("codex", argv, env, work)
+
+
+LAUNCHERS: dict[str, Callable[[str, Path], AgentLaunch]] = {
+    "claude": claude_launch,
+    "codex": codex_launch,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Running one agent process
+
+
+@dataclass
+class RunningAgent:
+    """A live agent process (its own process group) and the ACP connection to it."""
+
+    launch: AgentLaunch
+    conn: ClientSideConnection
+    process: asyncio.subprocess.Process
+    stderr_path: Path
+
+    @property
+    def pgid(self) -> int:
+        return self.process.pid  # start_new_session makes the child its group's leader
+
+    async def kill(self) -> None:
+        """SIGKILL the whole process group and wait until it is empty."""
+        _signal_group(self.pgid, signal.SIGKILL)
+        await self.process.wait()
+        await wait_group_empty(self.pgid)
+
+    async def stop(self) -> None:
+        """Shutdown ladder: stdin EOF, grace, SIGTERM the group, grace, SIGKILL the group."""
+        with contextlib.suppress(Exception):
+            await self.conn.close()
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                self.process.stdin.close()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                await asyncio.wait_for(self.process.wait(), AGENT_STOP_GRACE)
+            except TimeoutError:
+                logger.warning("agent %s (pid %d) still alive: %s", self.launch.name, self.pgid, sig)
+            _signal_group(self.pgid, sig)
+        await self.process.wait()
+        await wait_group_empty(self.pgid)
+
+    def stderr_tail(self, limit: int = 4000) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")[-limit:]
+        except OSError:
+            return ""
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group `pgid`."""
+    members = []
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
+
+
+async def _exited(pid: int) -> None:
+    """Wait (without polling) until `pid` has exited, using a pidfd."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+async def wait_group_empty(pgid: int, timeout: float = GROUP_EXIT_WAIT) -> None:
+    """SIGKILL what is left of the group and wait until every member has exited."""
+    async with asyncio.timeout(timeout):
+        while members := group_members(pgid):
+            logger.debug("process group %d still has %s", pgid, members)
+            _signal_group(pgid, signal.SIGKILL)
+            await asyncio.gather(*(_exited(pid) for pid in members))
+
+
+@contextlib.asynccontextmanager
+async def start_agent(
+    launch: AgentLaunch, client: Client, stderr_path: Path, **connection_kwargs: Any
+) -> AsyncIterator[RunningAgent]:
+    """Spawn `launch` in a new session (own process group), connect `client`, stop it on exit."""
+    stderr_path.parent.mkdir(parents=True, exist_ok=True)
+    with stderr_path.open("ab") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            *launch.argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            env=launch.env,
+            cwd=launch.cwd,
+            start_new_session=True,
+        )
+    assert process.stdin is not None and process.stdout is not None
+    conn = connect_to_agent(client, process.stdin, process.stdout, **connection_kwargs)
+    running = RunningAgent(launch, conn, process, stderr_path)
+    try:
+        yield running
+    finally:
+        await running.stop()
