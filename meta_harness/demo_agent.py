@@ -519,8 +519,9 @@ class Wire:
 
     def deliver(self, message: Json) -> None:
         """Hand a client response to the request waiting for it."""
+        request_id = message.get("id")
         with self._lock:
-            pending = self._pending.get(message.get("id"))  # type: ignore[arg-type]
+            pending = self._pending.get(request_id) if isinstance(request_id, int) else None
         if pending is None:
             logger.warning("response to unknown or abandoned request id %r", message.get("id"))
             return
@@ -1556,7 +1557,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
     agent = Agent(options, wire)
     logger.info("started, state dir %s", options.state_dir)
     for line in read_lines(0):
-        agent.on_line(line)
+        try:
+            agent.on_line(line)
+        except Exception:  # one bad message must not end the connection
+            logger.exception("failed to handle a message")
     logger.info("stdin closed; exiting")
     agent.drain()
     os._exit(0)

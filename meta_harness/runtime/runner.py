@@ -30,6 +30,7 @@ from meta_harness.base.errors import (
     AgentStartError,
     SessionLoadFailed,
 )
+from meta_harness.base.faults import crash_point
 from meta_harness.base.jsonl import read_records
 from meta_harness.base.layout import Workspace
 from meta_harness.domain.admission import Candidate
@@ -237,6 +238,7 @@ class TaskRunner:
             if record.phase in (TaskPhase.PENDING, TaskPhase.WAITING):
                 self.ctx.store.set_phase(self.task_id, TaskPhase.ACTIVE)
             self.inbox.mark_sent(message.id, record.epoch)
+            crash_point("deliver.after_sent")
             self._set_phase(SessionPhase.BUSY)
             self._turn_text = []
             try:
@@ -255,6 +257,7 @@ class TaskRunner:
             except AgentBroken as e:
                 await self._crashed(str(e))
                 return
+            crash_point("deliver.before_ack")
             self.inbox.ack(message.id, stop)
             self.last_used = time.monotonic()
             self._set_phase(SessionPhase.IDLE)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
+from meta_harness.base.faults import crash_point
 from meta_harness.base.fs import atomic_write, fsync_dir
 from meta_harness.base.jsonl import JsonlWriter, read_records
 from meta_harness.base.layout import TaskPaths, Workspace
@@ -58,7 +59,9 @@ class TaskInbox:
             fresh.append(drop)
         if fresh:
             records = [msg_record(d) for d in fresh]
+            crash_point("ingest.before_wal")
             self.writer.append(records, durable=True)
+            crash_point("ingest.after_wal")
             for record in records:
                 self.state.apply(record)
             self.changed.set()

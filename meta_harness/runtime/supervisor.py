@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import orjson
@@ -48,9 +49,23 @@ logger = logging.getLogger(__name__)
 SWEEP_TERM_GRACE = 2.0  # leftover agents of a killed supervisor get this long after SIGTERM
 
 
+Service = Callable[["Supervisor"], Coroutine[Any, Any, None]]
+McpEntries = Callable[[str, AgentSession], list[dict[str, Any]]]
+
+
 class Supervisor:
-    def __init__(self, workspace: Workspace, config: Config, overrides: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        config: Config,
+        overrides: tuple[str, ...] = (),
+        *,
+        services: Sequence[Service] = (),
+        mcp_entries: McpEntries | None = None,
+    ) -> None:
         self.workspace = workspace
+        self._services = list(services)
+        self._mcp_entries = mcp_entries
         self._config = config
         self._overrides = overrides
         self.stop_event = asyncio.Event()
@@ -268,7 +283,8 @@ class Supervisor:
             self.ensure_runner(parent.id)
 
     def mcp_servers(self, task_id: str, session: AgentSession) -> list[dict[str, Any]]:
-        servers: list[dict[str, Any]] = []
+        """The MCP servers handed to a task's agent on new/load/resume (also in mcp.json)."""
+        servers = self._mcp_entries(task_id, session) if self._mcp_entries else []
         atomic_write(self.workspace.task(task_id).mcp_config, orjson.dumps(servers) + b"\n")
         return servers
 
@@ -315,6 +331,8 @@ class Supervisor:
                         self.ensure_runner(task_id)
                 tg.create_task(self._watch(), name="watcher")
                 tg.create_task(self._retry_loop(), name="settle-timer")
+                for service in self._services:
+                    tg.create_task(service(self), name=getattr(service, "__name__", "service"))
                 if ready is not None:
                     ready.set()
                 await self.stop_event.wait()
@@ -345,10 +363,21 @@ def _lock(workspace: Workspace) -> FileLock:
     return lock
 
 
-def run(workspace: Workspace, config: Config, *, overrides: tuple[str, ...] = ()) -> int:
+def run(
+    workspace: Workspace,
+    config: Config,
+    *,
+    overrides: tuple[str, ...] = (),
+    services: Sequence[Service] = (),
+    mcp_entries: McpEntries | None = None,
+    endpoints: dict[str, str] | None = None,
+) -> int:
     """Run the supervisor in the foreground until SIGINT/SIGTERM; return the exit code.
 
-    Raises WorkspaceLocked if another supervisor holds the workspace.
+    `services` are coroutines (e.g. the HTTP server) run in the supervisor's task group;
+    each must return once `supervisor.stop_event` is set. `mcp_entries` gives each task's
+    agent its MCP server list. Raises WorkspaceLocked if another supervisor holds the
+    workspace.
     """
     workspace.require()
     lock = _lock(workspace)
@@ -359,9 +388,12 @@ def run(workspace: Workspace, config: Config, *, overrides: tuple[str, ...] = ()
             "started_at": time.time(),
             "create_time": psutil.Process().create_time(),
             "workspace": str(workspace.root),
+            "endpoints": endpoints or {},
         }
         atomic_write(workspace.supervisor_file, orjson.dumps(info, option=orjson.OPT_INDENT_2))
-        supervisor = Supervisor(workspace, config, overrides)
+        supervisor = Supervisor(
+            workspace, config, overrides, services=services, mcp_entries=mcp_entries
+        )
         asyncio.run(supervisor.serve())
         with contextlib.suppress(FileNotFoundError):
             workspace.supervisor_file.unlink()

@@ -19,25 +19,33 @@ from typing import Any
 import anyio
 import pytest
 import uvicorn
-from acp import PROTOCOL_VERSION, RequestError, text_block
+from acp import PROTOCOL_VERSION, Agent, RequestError, text_block
 from acp.schema import (
     AgentMessageChunk,
     AllowedOutcome,
     ClientCapabilities,
+    CreateElicitationResponse,
+    CreateTerminalResponse,
     DeniedOutcome,
+    ElicitationMode,
+    EnvVariable,
     FileSystemCapabilities,
     HttpHeader,
     HttpMcpServer,
     Implementation,
     InitializeResponse,
+    KillTerminalResponse,
     PermissionOption,
     ReadTextFileResponse,
+    ReleaseTerminalResponse,
     RequestPermissionResponse,
+    TerminalOutputResponse,
     TextContentBlock,
     ToolCallProgress,
     ToolCallStart,
     ToolCallUpdate,
     UserMessageChunk,
+    WaitForTerminalExitResponse,
     WriteTextFileResponse,
 )
 from mcp.server.mcpserver import Context, MCPServer
@@ -189,7 +197,9 @@ class RecordingClient:
         self.permissions.append((tool_call, options, chosen))
         if chosen is None:
             return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
-        return RequestPermissionResponse(outcome=AllowedOutcome(outcome="selected", option_id=chosen))
+        return RequestPermissionResponse(
+            outcome=AllowedOutcome(outcome="selected", option_id=chosen)
+        )
 
     def _inside(self, path: str) -> Path:
         resolved = Path(path).resolve()
@@ -198,7 +208,11 @@ class RecordingClient:
         return resolved
 
     async def read_text_file(
-        self, session_id: str, path: str, line: int | None = None, limit: int | None = None,
+        self,
+        session_id: str,
+        path: str,
+        line: int | None = None,
+        limit: int | None = None,
         **kwargs: Any,
     ) -> ReadTextFileResponse:
         self.fs_calls.append(("read", path))
@@ -216,26 +230,57 @@ class RecordingClient:
         target.write_text(content)
         return WriteTextFileResponse()
 
-    async def create_terminal(self, **kwargs: Any) -> Any:
+    # Everything below is not offered (terminal=False) and answers -32601, the way a missing
+    # method would: methods of a Protocol subclass would answer `null` instead (a trap).
+
+    async def create_terminal(
+        self,
+        session_id: str,
+        command: str,
+        args: list[str] | None = None,
+        env: list[EnvVariable] | None = None,
+        cwd: str | None = None,
+        output_byte_limit: int | None = None,
+        **kwargs: Any,
+    ) -> CreateTerminalResponse:
         raise RequestError.method_not_found("terminal/create")
 
-    async def terminal_output(self, **kwargs: Any) -> Any:
+    async def terminal_output(
+        self, session_id: str, terminal_id: str, **kwargs: Any
+    ) -> TerminalOutputResponse:
         raise RequestError.method_not_found("terminal/output")
 
-    async def release_terminal(self, **kwargs: Any) -> Any:
+    async def release_terminal(
+        self, session_id: str, terminal_id: str, **kwargs: Any
+    ) -> ReleaseTerminalResponse | None:
         raise RequestError.method_not_found("terminal/release")
 
-    async def wait_for_terminal_exit(self, **kwargs: Any) -> Any:
+    async def wait_for_terminal_exit(
+        self, session_id: str, terminal_id: str, **kwargs: Any
+    ) -> WaitForTerminalExitResponse:
         raise RequestError.method_not_found("terminal/wait_for_exit")
 
-    async def kill_terminal(self, **kwargs: Any) -> Any:
+    async def kill_terminal(
+        self, session_id: str, terminal_id: str, **kwargs: Any
+    ) -> KillTerminalResponse | None:
         raise RequestError.method_not_found("terminal/kill")
+
+    async def create_elicitation(
+        self, message: str, mode: ElicitationMode, **kwargs: Any
+    ) -> CreateElicitationResponse:
+        raise RequestError.method_not_found("elicitation/create")
+
+    async def complete_elicitation(self, elicitation_id: str, **kwargs: Any) -> None:
+        raise RequestError.method_not_found("elicitation/complete")
 
     async def ext_method(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         raise RequestError.method_not_found(method)
 
     async def ext_notification(self, method: str, params: dict[str, Any]) -> None:
         logger.debug("ignoring extension notification %s", method)
+
+    def on_connect(self, conn: Agent) -> None:
+        logger.debug("connected to %r", conn)
 
 
 def texts(updates: Sequence[Any], kind: type[Any]) -> str:
@@ -266,7 +311,9 @@ def write_call(agent: str, path: Path, content: str) -> ToolCall:
     """A call of the agent's own file-writing tool."""
     if agent == "claude":
         return ToolCall("Write", {"file_path": str(path), "content": content})
-    return ToolCall("apply_patch", f"*** Begin Patch\n*** Add File: {path}\n+{content}\n*** End Patch\n")
+    return ToolCall(
+        "apply_patch", f"*** Begin Patch\n*** Add File: {path}\n+{content}\n*** End Patch\n"
+    )
 
 
 def story_rules(agent: str, work: Path) -> list[Rule]:
@@ -392,8 +439,10 @@ async def test_a_real_agent_survives_sigkill_and_resumes_its_session_with_tools_
                 cwd=str(work), session_id=session_id, mcp_servers=[mcp_server.entry()]
             )
         await loaded.wait_for(
-            lambda ups: "Hello from the mock, turn one." in texts(ups, AgentMessageChunk)
-            and "Say hello" in texts(ups, UserMessageChunk),
+            lambda ups: (
+                "Hello from the mock, turn one." in texts(ups, AgentMessageChunk)
+                and "Say hello" in texts(ups, UserMessageChunk)
+            ),
             "history replay",
         )
 

@@ -277,7 +277,9 @@ def parse_openai(body: Mapping[str, Any]) -> Turn:
     items: list[dict[str, Any]] = (
         [{"type": "message", "role": "user", "content": raw}] if isinstance(raw, str) else raw or []
     )
-    names = {i.get("call_id", ""): _qualified(i) for i in items if i.get("type", "").endswith("_call")}
+    names = {
+        i.get("call_id", ""): _qualified(i) for i in items if i.get("type", "").endswith("_call")
+    }
     trailing: list[ToolResult] = []
     for item in reversed(items):
         kind = item.get("type", "")
@@ -361,19 +363,34 @@ def anthropic_events(reply: Text | ToolCall, model: str, ids: _Ids) -> Iterator[
     pieces = reply.pieces() if isinstance(reply, Text) else ([text] if text else [])
     index = 0
     if pieces:
-        yield {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+        yield {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "text", "text": ""},
+        }
         for i, piece in enumerate(pieces):
-            yield {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+            yield {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": piece},
+            }
             if i == 0 and isinstance(reply, Text) and reply.hold is not None:
                 yield {"type": "_hold"}
         yield {"type": "content_block_stop", "index": 0}
         index = 1
     if isinstance(reply, ToolCall):
-        arguments = reply.arguments if isinstance(reply.arguments, Mapping) else {"input": reply.arguments}
+        arguments = (
+            reply.arguments if isinstance(reply.arguments, Mapping) else {"input": reply.arguments}
+        )
         yield {
             "type": "content_block_start",
             "index": index,
-            "content_block": {"type": "tool_use", "id": ids.next("toolu"), "name": reply.name, "input": {}},
+            "content_block": {
+                "type": "tool_use",
+                "id": ids.next("toolu"),
+                "name": reply.name,
+                "input": {},
+            },
         }
         yield {
             "type": "content_block_delta",
@@ -414,7 +431,9 @@ def _openai_call_item(reply: ToolCall, turn: Turn, ids: _Ids) -> dict[str, Any]:
     offered = list(turn.body.get("tools") or [])
     for tool in offered:
         if tool.get("type") == "custom" and tool.get("name") == reply.name:
-            text = reply.arguments if isinstance(reply.arguments, str) else json.dumps(reply.arguments)
+            text = (
+                reply.arguments if isinstance(reply.arguments, str) else json.dumps(reply.arguments)
+            )
             return {
                 "type": "custom_tool_call",
                 "id": ids.next("ctc"),
@@ -453,7 +472,13 @@ def openai_events(reply: Text | ToolCall, turn: Turn, ids: _Ids) -> Iterator[dic
     pieces = reply.pieces() if isinstance(reply, Text) else ([reply.text] if reply.text else [])
     if pieces:
         msg_id = ids.next("msg")
-        item = {"type": "message", "id": msg_id, "role": "assistant", "status": "in_progress", "content": []}
+        item = {
+            "type": "message",
+            "id": msg_id,
+            "role": "assistant",
+            "status": "in_progress",
+            "content": [],
+        }
         yield {"type": "response.output_item.added", "output_index": 0, "item": item}
         for i, piece in enumerate(pieces):
             yield {
@@ -477,7 +502,12 @@ def openai_events(reply: Text | ToolCall, turn: Turn, ids: _Ids) -> Iterator[dic
         output.append(call)
     yield {
         "type": "response.completed",
-        "response": {**base, "status": "completed", "output": output, "usage": _usage_openai(len(pieces))},
+        "response": {
+            **base,
+            "status": "completed",
+            "output": output,
+            "usage": _usage_openai(len(pieces)),
+        },
     }
 
 
@@ -551,7 +581,9 @@ class MockLLM:
     def turns(self, api: Api | None = None) -> list[Turn]:
         """The parsed LLM requests received so far, optionally of one API."""
         return [
-            r.turn for r in self.requests if r.turn is not None and (api is None or r.turn.api is api)
+            r.turn
+            for r in self.requests
+            if r.turn is not None and (api is None or r.turn.api is api)
         ]
 
     # --- used by the handler ---
@@ -683,7 +715,10 @@ class _Handler(BaseHTTPRequestHandler):
         if "anthropic-version" in {k.lower() for k in self.headers}:
             model = {"type": "model", "id": "claude-sonnet-4-6", "display_name": "Mock"}
             return {"data": [model], "has_more": False, "first_id": None, "last_id": None}
-        return {"object": "list", "data": [{"id": "gpt-5.4", "object": "model", "owned_by": "mock"}]}
+        return {
+            "object": "list",
+            "data": [{"id": "gpt-5.4", "object": "model", "owned_by": "mock"}],
+        }
 
     def _answer(self, body: dict[str, Any], turn: Turn) -> None:
         answered_by, reply = self.owner._choose(turn)

@@ -35,7 +35,8 @@ CLAUDE_VERSION = "0.23.1"
 CODEX_PACKAGE = "@zed-industries/codex-acp"
 CODEX_VERSION = "0.16.0"
 CODEX_NATIVE_PACKAGE = "@zed-industries/codex-acp-linux-x64"
-CODEX_MODEL = "gpt-5.4"  # a model codex knows; an unknown one makes it print a warning as agent text
+# A model codex knows: an unknown one makes it print a warning as agent text.
+CODEX_MODEL = "gpt-5.4"
 CODEX_KEY_VAR = "MOCK_LLM_API_KEY"  # the env var named by the mock provider's env_key
 DUMMY_KEY = "sk-mock-not-a-real-key"
 # Anything not sent to loopback goes to this proxy, where nothing listens: outbound HTTP(S) fails
@@ -136,9 +137,9 @@ def ensure_agents_installed() -> InstalledAgents:
     why = _npm_reachable()
     if why is not None:
         pytest.skip(
-            "REAL AGENTS NOT TESTED: the agent cache "
-            f"{agents.root} lacks {CLAUDE_PACKAGE}@{CLAUDE_VERSION} / {CODEX_PACKAGE}@{CODEX_VERSION}"
-            f" and npm is unreachable ({why}). Run scripts/install-agents with registry access."
+            f"REAL AGENTS NOT TESTED: the agent cache {agents.root} lacks "
+            f"{CLAUDE_PACKAGE}@{CLAUDE_VERSION} / {CODEX_PACKAGE}@{CODEX_VERSION} and npm is "
+            f"unreachable ({why}). Run scripts/install-agents with registry access."
         )
     logger.info("installing real agents into %s", agents.root)
     subprocess.run(
@@ -271,7 +272,9 @@ class RunningAgent:
             try:
                 await asyncio.wait_for(self.process.wait(), AGENT_STOP_GRACE)
             except TimeoutError:
-                logger.warning("agent %s (pid %d) still alive: %s", self.launch.name, self.pgid, sig)
+                logger.warning(
+                    "agent %s (pid %d) still alive: %s", self.launch.name, self.pgid, sig
+                )
             _signal_group(self.pgid, sig)
         await self.process.wait()
         await wait_group_empty(self.pgid)
@@ -308,7 +311,12 @@ async def _exited(pid: int) -> None:
         return
     loop = asyncio.get_running_loop()
     done = loop.create_future()
-    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+
+    def readable() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, readable)
     try:
         await done
     finally:
@@ -316,9 +324,9 @@ async def _exited(pid: int) -> None:
         os.close(fd)
 
 
-async def wait_group_empty(pgid: int, timeout: float = GROUP_EXIT_WAIT) -> None:
+async def wait_group_empty(pgid: int) -> None:
     """SIGKILL what is left of the group and wait until every member has exited."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(GROUP_EXIT_WAIT):
         while members := group_members(pgid):
             logger.debug("process group %d still has %s", pgid, members)
             _signal_group(pgid, signal.SIGKILL)
