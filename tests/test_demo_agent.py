@@ -320,6 +320,13 @@ def test_stdin_eof_makes_the_agent_exit_zero(agents: Callable[..., RawClient]) -
     assert client.proc.wait(WAIT) == 0
 
 
+def test_sigterm_makes_the_agent_exit(agents: Callable[..., RawClient]) -> None:
+    client = agents()
+    client.initialize()
+    client.proc.send_signal(signal.SIGTERM)
+    assert client.proc.wait(WAIT) == -signal.SIGTERM
+
+
 # ---------------------------------------------------------------------------------------------
 # prompts and plain commands
 # ---------------------------------------------------------------------------------------------
@@ -337,6 +344,13 @@ def test_plain_text_is_echoed_in_word_chunks_after_the_header_is_stripped(
         {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "hello  "}},
         {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "world\n"}},
     ]
+
+
+def test_back_to_back_prompts_are_all_answered(session: tuple[RawClient, str]) -> None:
+    client, sid = session
+    for i in range(50):
+        assert client.prompt(sid, f"/say {i}")["result"] == {"stopReason": "end_turn"}
+    assert client.text(sid) == "".join(f"{i}\n" for i in range(50))
 
 
 def test_say_think_plan_and_stream_emit_their_updates_in_order(

@@ -18,5 +18,5 @@ _ARMED = os.environ.get(CRASH_ENV)
 
 
 def crash_point(name: str) -> None:
-    if _ARMED is not None and _ARMED == name:
+    if _ARMED is not None and name == _ARMED:
         os.kill(os.getpid(), signal.SIGKILL)

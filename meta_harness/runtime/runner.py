@@ -43,6 +43,7 @@ from meta_harness.domain.transcript import render, update_text
 from meta_harness.runtime.gate import PermissionGate
 from meta_harness.runtime.launch import launch_spec
 from meta_harness.runtime.pool import Pool
+from meta_harness.runtime.stats import Stats
 from meta_harness.runtime.store import TaskStore
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class RunnerContext:
     config: Callable[[], Config]
     on_task_ended: Callable[[str], None]
     mcp_servers: Callable[[str, AgentSession], list[dict[str, Any]]]
+    stats: Stats
     on_spawn: Callable[[int], None] | None = None
 
 
@@ -79,8 +81,6 @@ class TaskRunner:
         self._crashes: collections.deque[float] = collections.deque()
         self._turn_text: list[str] = []
         self._stopping = False
-        self.swaps_in = 0
-        self.swap_in_seconds: list[float] = []
 
     # -- pool protocol -----------------------------------------------------------------------
 
@@ -110,6 +110,7 @@ class TaskRunner:
     def _set_phase(self, phase: SessionPhase, **fields: Any) -> None:
         old = self.phase
         self.phase = advance_session(old, phase)
+        self.ctx.stats.touch()
         if old is not phase:
             self.ctx.store.events.emit(
                 EventType.SESSION_PHASE, self.task_id, **{"from": old.value, "to": phase.value}, **fields
@@ -257,6 +258,7 @@ class TaskRunner:
             except AgentBroken as e:
                 await self._crashed(str(e))
                 return
+            self.ctx.stats.turns += 1
             crash_point("deliver.before_ack")
             self.inbox.ack(message.id, stop)
             self.last_used = time.monotonic()
@@ -319,8 +321,8 @@ class TaskRunner:
         self._set_phase(SessionPhase.IDLE)
         elapsed = time.monotonic() - started
         if restoring:
-            self.swaps_in += 1
-            self.swap_in_seconds.append(elapsed)
+            self.ctx.stats.swaps_in += 1
+            self.ctx.stats.swap_in_seconds.append(elapsed)
             store.events.emit(EventType.SWAP, self.task_id, direction="in", seconds=elapsed, queued=wait)
         self.last_used = time.monotonic()
         return True
@@ -398,6 +400,7 @@ class TaskRunner:
     async def _crashed(self, reason: str) -> None:
         session = self.session
         self.session = None
+        self.ctx.stats.crashes += 1
         if self.phase is not SessionPhase.CRASHED:
             self._set_phase(SessionPhase.CRASHED, reason=reason)
         if session is not None:
@@ -447,6 +450,7 @@ class TaskRunner:
         self.ctx.pool.release(self.task_id)
         if self.phase is SessionPhase.STOPPING:
             self._set_phase(SessionPhase.SWAPPED)
+        self.ctx.stats.swaps_out += 1
         self.ctx.store.events.emit(
             EventType.SWAP, self.task_id, direction="out", seconds=time.monotonic() - started, reason=reason
         )

@@ -41,7 +41,7 @@ class TaskInbox:
 
     def __init__(self, paths: TaskPaths) -> None:
         self.paths = paths
-        self.writer = JsonlWriter.open(paths.wal)
+        self._writer: JsonlWriter | None = None  # opened on first append, released when idle
         self.state = InboxState.fold(read_records(paths.wal))
         self.changed = asyncio.Event()
         if self.state.next_pending() is not None:
@@ -80,8 +80,20 @@ class TaskInbox:
         self.writer.append([record], durable=True)
         self.state.apply(record)
 
+    @property
+    def writer(self) -> JsonlWriter:
+        if self._writer is None:
+            self._writer = JsonlWriter.open(self.paths.wal)  # cuts a torn tail first
+        return self._writer
+
+    def release(self) -> None:
+        """Close the WAL descriptor (a workspace may hold thousands of idle tasks)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
     def close(self) -> None:
-        self.writer.close()
+        self.release()
 
 
 class TaskStore:

@@ -18,8 +18,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -28,10 +29,9 @@ from filelock import FileLock, Timeout
 
 from meta_harness import __version__
 from meta_harness.agent.session import AgentSession
-from meta_harness.base.config import Config, load_config
+from meta_harness.base.config import Config, Profile, load_config
 from meta_harness.base.errors import ConfigError, WorkspaceLocked
 from meta_harness.base.fs import atomic_write, remove_stale_temps
-from meta_harness.base.jsonl import read_records
 from meta_harness.base.layout import Workspace
 from meta_harness.domain.drops import Control, MessageDrop
 from meta_harness.domain.events import EventType
@@ -41,8 +41,9 @@ from meta_harness.runtime.ingest import Ingest, IngestResult
 from meta_harness.runtime.launch import WORKSPACE_MARKER
 from meta_harness.runtime.pool import Pool
 from meta_harness.runtime.runner import RunnerContext, TaskRunner
+from meta_harness.runtime.stats import STATS_MIN_INTERVAL, Stats, write_stats
 from meta_harness.runtime.store import EventLog, TaskStore
-from meta_harness.runtime.watcher import watch_drops
+from meta_harness.runtime.watcher import watch_config, watch_drops
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Supervisor:
         self._reaper: subprocess.Popen[bytes] | None = None
         self._retry_at: float | None = None
         self._retry_changed = asyncio.Event()
+        self.stats = Stats()
         self.ctx = RunnerContext(
             workspace=workspace,
             store=self.store,
@@ -86,6 +88,7 @@ class Supervisor:
             on_task_ended=self.on_task_ended,
             mcp_servers=self.mcp_servers,
             on_spawn=self._register_group,
+            stats=self.stats,
         )
 
     def config(self) -> Config:
@@ -94,8 +97,11 @@ class Supervisor:
     # -- config reload -----------------------------------------------------------------------
 
     def reload_config(self) -> None:
+        """Apply an edited workspace config to new tasks; a broken edit keeps the last good one."""
         try:
             self._config = load_config(self.workspace, overrides=self._overrides)
+            self.pool.max_live = self._config.settings.supervisor.max_live
+            self.events.emit(EventType.SUPERVISOR, None, status="config-reloaded")
         except ConfigError as e:
             logger.error("config edit ignored, keeping the last good config: %s", e)
             self.events.emit(EventType.WARNING, None, message=f"config edit ignored: {e}")
@@ -141,7 +147,7 @@ class Supervisor:
                     found.append(proc)
         for proc in found:
             with contextlib.suppress(psutil.Error, OSError):
-                os.killpg(proc.pid, signal.SIGTERM) if os.getpgid(proc.pid) == proc.pid else proc.terminate()
+                proc.terminate()
         _, alive = psutil.wait_procs(found, timeout=SWEEP_TERM_GRACE)
         for proc in alive:
             with contextlib.suppress(psutil.Error):
@@ -193,9 +199,8 @@ class Supervisor:
         self._tg.create_task(self._run(runner), name=f"runner-{task_id}")
         return runner
 
-    def _task_profile(self, task_id: str, name: str) -> Any:
-        from meta_harness.base.config import Profile
-
+    def _task_profile(self, task_id: str, name: str) -> Profile:
+        """The profile snapshot the task was created with (config edits apply to new tasks)."""
         snapshot = self.workspace.task(task_id).profile_snapshot
         with contextlib.suppress(OSError, ValueError):
             return Profile.model_validate_json(snapshot.read_bytes())
@@ -209,6 +214,7 @@ class Supervisor:
             self.events.emit(EventType.WARNING, runner.task_id, message="runner failed; see supervisor log")
         finally:
             self.runners.pop(runner.task_id, None)
+            self.store.inbox(runner.task_id).release()
         # a message may have arrived while the runner was finishing
         if not self.stop_event.is_set() and self.store.inbox(runner.task_id).state.next_pending():
             self.ensure_runner(runner.task_id)
@@ -292,9 +298,38 @@ class Supervisor:
 
     async def _watch(self) -> None:
         async for batch in watch_drops(self.workspace, self.stop_event):
-            if self.workspace.config_file in batch:
-                self.reload_config()
             self.handle(self.ingest.ingest(batch))
+
+    async def _watch_config(self) -> None:
+        async for _ in watch_config(self.workspace, self.stop_event):
+            self.reload_config()
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        sessions = Counter(r.phase.value for r in self.runners.values())
+        tasks = Counter(r.phase.value for r in self.store.records.values())
+        return self.stats.snapshot(
+            max_live=self.pool.max_live,
+            live=len(self.pool.holders),
+            queue_depth=self.pool.queue_depth,
+            session_phases=sessions,
+            task_phases=tasks,
+            accepted=self.ingest.accepted,
+            rejected=self.ingest.rejected,
+        )
+
+    async def _publish_stats(self) -> None:
+        """Rewrite stats.json after changes, at most every STATS_MIN_INTERVAL seconds."""
+        stop = asyncio.ensure_future(self.stop_event.wait())
+        try:
+            while not self.stop_event.is_set():
+                dirty = asyncio.ensure_future(self.stats.dirty.wait())
+                await asyncio.wait([stop, dirty], return_when=asyncio.FIRST_COMPLETED)
+                dirty.cancel()
+                self.stats.dirty.clear()
+                write_stats(self.workspace, self.stats_snapshot())
+                await asyncio.wait([stop], timeout=STATS_MIN_INTERVAL)
+        finally:
+            stop.cancel()
 
     async def _retry_loop(self) -> None:
         while not self.stop_event.is_set():
@@ -330,7 +365,9 @@ class Supervisor:
                     if self.store.inbox(task_id).state.next_pending() is not None:
                         self.ensure_runner(task_id)
                 tg.create_task(self._watch(), name="watcher")
+                tg.create_task(self._watch_config(), name="config-watcher")
                 tg.create_task(self._retry_loop(), name="settle-timer")
+                tg.create_task(self._publish_stats(), name="stats")
                 for service in self._services:
                     tg.create_task(service(self), name=getattr(service, "__name__", "service"))
                 if ready is not None:

@@ -19,6 +19,7 @@ from meta_harness.base.layout import Workspace
 WATCH_STEP_MS = 1  # quiet time that closes a batch: the latency floor of a drop
 WATCH_DEBOUNCE_MS = 50  # a burst is yielded at least this often
 WATCH_RUST_TIMEOUT_MS = 1000  # lets the stop event be noticed while idle
+WATCH_CONFIG_STEP_MS = 50  # config edits are rare; let an editor finish its writes
 
 
 def _interesting(workspace: Workspace, path: Path) -> bool:
@@ -54,3 +55,17 @@ async def watch_drops(workspace: Workspace, stop: asyncio.Event) -> AsyncIterato
                 batch.add(path)
         if batch:
             yield batch
+
+
+async def watch_config(workspace: Workspace, stop: asyncio.Event) -> AsyncIterator[None]:
+    """Yields whenever `meta-harness.toml` is written or replaced (editors rename over it)."""
+    async for changes in awatch(
+        workspace.root,
+        stop_event=stop,
+        step=WATCH_CONFIG_STEP_MS,
+        rust_timeout=WATCH_RUST_TIMEOUT_MS,
+        recursive=False,
+        watch_filter=None,
+    ):
+        if any(Path(raw) == workspace.config_file for change, raw in changes if change is not Change.deleted):
+            yield None

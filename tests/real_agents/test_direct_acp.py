@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,40 +19,27 @@ from typing import Any
 import anyio
 import pytest
 import uvicorn
-from acp import PROTOCOL_VERSION, Agent, RequestError, text_block
+from acp import text_block
 from acp.schema import (
     AgentMessageChunk,
-    AllowedOutcome,
-    ClientCapabilities,
-    CreateElicitationResponse,
-    CreateTerminalResponse,
-    DeniedOutcome,
-    ElicitationMode,
-    EnvVariable,
-    FileSystemCapabilities,
     HttpHeader,
     HttpMcpServer,
-    Implementation,
-    InitializeResponse,
-    KillTerminalResponse,
-    PermissionOption,
-    ReadTextFileResponse,
-    ReleaseTerminalResponse,
-    RequestPermissionResponse,
-    TerminalOutputResponse,
-    TextContentBlock,
     ToolCallProgress,
     ToolCallStart,
-    ToolCallUpdate,
     UserMessageChunk,
-    WaitForTerminalExitResponse,
-    WriteTextFileResponse,
 )
 from mcp.server.mcpserver import Context, MCPServer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.support.mock_llm import MockLLM, Rule, Text, ToolCall, Turn
-from tests.support.real_agents import LAUNCHERS, AgentLaunch, RunningAgent, start_agent
+from tests.support.real_agents import (
+    LAUNCHERS,
+    AgentLaunch,
+    RecordingClient,
+    RunningAgent,
+    start_agent,
+    texts,
+)
 
 # The first run may also install both agents with npm (~300 MB), hence the long timeout.
 pytestmark = [pytest.mark.real_agent, pytest.mark.anyio, pytest.mark.timeout(600)]
@@ -143,154 +130,6 @@ def mock_llm() -> Iterator[MockLLM]:
         yield mock
 
 
-# ---------------------------------------------------------------------------------------------
-# The ACP client
-
-
-def choose_option(options: Sequence[PermissionOption], approve: bool) -> str | None:
-    """Pick an option by its kind (ids differ per agent): once before always."""
-    kinds = ("allow_once", "allow_always") if approve else ("reject_once", "reject_always")
-    for kind in kinds:
-        for option in options:
-            if option.kind == kind:
-                return option.option_id
-    return None
-
-
-class RecordingClient:
-    """A duck-typed ACP client (no Protocol subclass: unimplemented methods answer -32601).
-
-    Records every session update, answers permissions by option kind, and serves fs/* inside
-    the agent's working directory.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.updates: list[Any] = []
-        self.permissions: list[tuple[ToolCallUpdate, list[PermissionOption], str | None]] = []
-        self.fs_calls: list[tuple[str, str]] = []
-        self.approve = True
-        self._changed = anyio.Event()
-
-    def _notify(self) -> None:
-        changed, self._changed = self._changed, anyio.Event()
-        changed.set()
-
-    async def wait_for(self, predicate: Callable[[list[Any]], bool], what: str) -> None:
-        with anyio.fail_after(STEP_TIMEOUT):
-            while not predicate(self.updates):
-                await self._changed.wait()
-        logger.debug("client saw %s", what)
-
-    async def session_update(self, session_id: str, update: Any, **kwargs: Any) -> None:
-        self.updates.append(update)
-        self._notify()
-
-    async def request_permission(
-        self,
-        session_id: str,
-        tool_call: ToolCallUpdate,
-        options: list[PermissionOption],
-        **kwargs: Any,
-    ) -> RequestPermissionResponse:
-        chosen = choose_option(options, self.approve)
-        self.permissions.append((tool_call, options, chosen))
-        if chosen is None:
-            return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
-        return RequestPermissionResponse(
-            outcome=AllowedOutcome(outcome="selected", option_id=chosen)
-        )
-
-    def _inside(self, path: str) -> Path:
-        resolved = Path(path).resolve()
-        if not resolved.is_relative_to(self.root.resolve()):
-            raise RequestError.invalid_params({"path": path, "reason": "outside the workspace"})
-        return resolved
-
-    async def read_text_file(
-        self,
-        session_id: str,
-        path: str,
-        line: int | None = None,
-        limit: int | None = None,
-        **kwargs: Any,
-    ) -> ReadTextFileResponse:
-        self.fs_calls.append(("read", path))
-        lines = self._inside(path).read_text().splitlines(keepends=True)
-        start = (line or 1) - 1
-        end = None if limit is None else start + limit
-        return ReadTextFileResponse(content="".join(lines[start:end]))
-
-    async def write_text_file(
-        self, session_id: str, path: str, content: str, **kwargs: Any
-    ) -> WriteTextFileResponse:
-        self.fs_calls.append(("write", path))
-        target = self._inside(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
-        return WriteTextFileResponse()
-
-    # Everything below is not offered (terminal=False) and answers -32601, the way a missing
-    # method would: methods of a Protocol subclass would answer `null` instead (a trap).
-
-    async def create_terminal(
-        self,
-        session_id: str,
-        command: str,
-        args: list[str] | None = None,
-        env: list[EnvVariable] | None = None,
-        cwd: str | None = None,
-        output_byte_limit: int | None = None,
-        **kwargs: Any,
-    ) -> CreateTerminalResponse:
-        raise RequestError.method_not_found("terminal/create")
-
-    async def terminal_output(
-        self, session_id: str, terminal_id: str, **kwargs: Any
-    ) -> TerminalOutputResponse:
-        raise RequestError.method_not_found("terminal/output")
-
-    async def release_terminal(
-        self, session_id: str, terminal_id: str, **kwargs: Any
-    ) -> ReleaseTerminalResponse | None:
-        raise RequestError.method_not_found("terminal/release")
-
-    async def wait_for_terminal_exit(
-        self, session_id: str, terminal_id: str, **kwargs: Any
-    ) -> WaitForTerminalExitResponse:
-        raise RequestError.method_not_found("terminal/wait_for_exit")
-
-    async def kill_terminal(
-        self, session_id: str, terminal_id: str, **kwargs: Any
-    ) -> KillTerminalResponse | None:
-        raise RequestError.method_not_found("terminal/kill")
-
-    async def create_elicitation(
-        self, message: str, mode: ElicitationMode, **kwargs: Any
-    ) -> CreateElicitationResponse:
-        raise RequestError.method_not_found("elicitation/create")
-
-    async def complete_elicitation(self, elicitation_id: str, **kwargs: Any) -> None:
-        raise RequestError.method_not_found("elicitation/complete")
-
-    async def ext_method(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        raise RequestError.method_not_found(method)
-
-    async def ext_notification(self, method: str, params: dict[str, Any]) -> None:
-        logger.debug("ignoring extension notification %s", method)
-
-    def on_connect(self, conn: Agent) -> None:
-        logger.debug("connected to %r", conn)
-
-
-def texts(updates: Sequence[Any], kind: type[Any]) -> str:
-    return "".join(
-        u.content.text
-        for u in updates
-        if isinstance(u, kind) and isinstance(u.content, TextContentBlock)
-    )
-
-
 def tool_updates(updates: Sequence[Any]) -> list[ToolCallStart | ToolCallProgress]:
     return [u for u in updates if isinstance(u, ToolCallStart | ToolCallProgress)]
 
@@ -350,18 +189,6 @@ def story_rules(agent: str, work: Path) -> list[Rule]:
     ]
 
 
-async def initialize(agent: RunningAgent) -> InitializeResponse:
-    with anyio.fail_after(STEP_TIMEOUT):
-        return await agent.conn.initialize(
-            protocol_version=PROTOCOL_VERSION,
-            client_capabilities=ClientCapabilities(
-                fs=FileSystemCapabilities(read_text_file=True, write_text_file=True),
-                terminal=False,
-            ),
-            client_info=Implementation(name="meta-harness-tests", version="0"),
-        )
-
-
 async def prompt(agent: RunningAgent, session_id: str, text: str) -> str:
     with anyio.fail_after(STEP_TIMEOUT):
         response = await agent.conn.prompt(session_id=session_id, prompt=[text_block(text)])
@@ -384,7 +211,8 @@ async def test_a_real_agent_survives_sigkill_and_resumes_its_session_with_tools_
 
     # --- first process: new session, text, MCP tool, approved and rejected writes ---
     async with start_agent(launch, client, stderr) as agent:
-        init = await initialize(agent)
+        with anyio.fail_after(STEP_TIMEOUT):
+            init = await agent.initialize()
         assert init.agent_capabilities is not None and init.agent_capabilities.load_session
         with anyio.fail_after(STEP_TIMEOUT):
             new = await agent.conn.new_session(cwd=str(work), mcp_servers=[mcp_server.entry()])
@@ -432,7 +260,8 @@ async def test_a_real_agent_survives_sigkill_and_resumes_its_session_with_tools_
     requests_before_load = len(mock_llm.requests)
     loaded = RecordingClient(work)
     async with start_agent(launch, loaded, stderr) as agent:
-        init = await initialize(agent)
+        with anyio.fail_after(STEP_TIMEOUT):
+            init = await agent.initialize()
         assert init.agent_capabilities is not None and init.agent_capabilities.load_session
         with anyio.fail_after(STEP_TIMEOUT):
             await agent.conn.load_session(

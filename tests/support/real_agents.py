@@ -2,8 +2,9 @@
 
 Owns: the pinned agent versions, the install check (running scripts/install-agents, or skipping
 loudly when npm is unreachable), the argv and explicit environment of each agent pointed at a mock
-LLM URL, and spawning an agent in its own process group with stderr in a file, killed as a group.
-It does not speak to the LLM (tests/support/mock_llm.py) nor decide what a test sends over ACP.
+LLM URL, spawning an agent in its own process group (stderr in a file, killed as a group), and a
+small recording ACP client. It does not speak to the LLM (tests/support/mock_llm.py) nor decide
+what a test sends over ACP.
 """
 
 from __future__ import annotations
@@ -18,15 +19,37 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-from acp import Client, connect_to_agent
+from acp import PROTOCOL_VERSION, Agent, Client, RequestError, connect_to_agent
 from acp.client.connection import ClientSideConnection
+from acp.schema import (
+    AllowedOutcome,
+    ClientCapabilities,
+    CreateElicitationResponse,
+    CreateTerminalResponse,
+    DeniedOutcome,
+    ElicitationMode,
+    EnvVariable,
+    FileSystemCapabilities,
+    Implementation,
+    InitializeResponse,
+    KillTerminalResponse,
+    PermissionOption,
+    ReadTextFileResponse,
+    ReleaseTerminalResponse,
+    RequestPermissionResponse,
+    TerminalOutputResponse,
+    TextContentBlock,
+    ToolCallUpdate,
+    WaitForTerminalExitResponse,
+    WriteTextFileResponse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +74,7 @@ INSTALL_TIMEOUT = 600.0  # two npm installs (~300 MB) take 10-30 s; a slow mirro
 NPM_VIEW_TIMEOUT = 60.0  # one registry metadata lookup; failing it means npm is unreachable
 AGENT_STOP_GRACE = 2.0  # agents flush session files on stdin EOF before we signal them
 GROUP_EXIT_WAIT = 5.0  # after SIGKILL, a process group empties within milliseconds
+UPDATE_WAIT = 60.0  # a real agent's slowest step (claude session/load) takes ~5 s
 
 
 @dataclass(frozen=True)
@@ -279,6 +303,17 @@ class RunningAgent:
         await self.process.wait()
         await wait_group_empty(self.pgid)
 
+    async def initialize(self) -> InitializeResponse:
+        """The ACP handshake as our test client makes it: fs offered, terminals not."""
+        return await self.conn.initialize(
+            protocol_version=PROTOCOL_VERSION,
+            client_capabilities=ClientCapabilities(
+                fs=FileSystemCapabilities(read_text_file=True, write_text_file=True),
+                terminal=False,
+            ),
+            client_info=Implementation(name="meta-harness-tests", version="0"),
+        )
+
     def stderr_tail(self, limit: int = 4000) -> str:
         try:
             return self.stderr_path.read_text(errors="replace")[-limit:]
@@ -356,3 +391,153 @@ async def start_agent(
         yield running
     finally:
         await running.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# A small recording ACP client
+
+
+def choose_option(options: Sequence[PermissionOption], approve: bool) -> str | None:
+    """Pick an option by its kind (ids differ per agent): once before always."""
+    kinds = ("allow_once", "allow_always") if approve else ("reject_once", "reject_always")
+    for kind in kinds:
+        for option in options:
+            if option.kind == kind:
+                return option.option_id
+    return None
+
+
+class RecordingClient:
+    """A duck-typed ACP client (no Protocol subclass: unimplemented methods answer -32601).
+
+    Records every session update, answers permissions by option kind, and serves fs/* inside
+    the agent's working directory.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.updates: list[Any] = []
+        self.permissions: list[tuple[ToolCallUpdate, list[PermissionOption], str | None]] = []
+        self.fs_calls: list[tuple[str, str]] = []
+        self.approve = True
+        self._changed = asyncio.Event()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def wait_for(self, predicate: Callable[[list[Any]], bool], what: str) -> None:
+        """Wait (bounded by UPDATE_WAIT) until the updates received so far satisfy `predicate`."""
+        async with asyncio.timeout(UPDATE_WAIT):
+            while not predicate(self.updates):
+                await self._changed.wait()
+        logger.debug("client saw %s", what)
+
+    async def session_update(self, session_id: str, update: Any, **kwargs: Any) -> None:
+        self.updates.append(update)
+        self._notify()
+
+    async def request_permission(
+        self,
+        session_id: str,
+        tool_call: ToolCallUpdate,
+        options: list[PermissionOption],
+        **kwargs: Any,
+    ) -> RequestPermissionResponse:
+        chosen = choose_option(options, self.approve)
+        self.permissions.append((tool_call, options, chosen))
+        if chosen is None:
+            return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
+        return RequestPermissionResponse(
+            outcome=AllowedOutcome(outcome="selected", option_id=chosen)
+        )
+
+    def _inside(self, path: str) -> Path:
+        resolved = Path(path).resolve()
+        if not resolved.is_relative_to(self.root.resolve()):
+            raise RequestError.invalid_params({"path": path, "reason": "outside the workspace"})
+        return resolved
+
+    async def read_text_file(
+        self,
+        session_id: str,
+        path: str,
+        line: int | None = None,
+        limit: int | None = None,
+        **kwargs: Any,
+    ) -> ReadTextFileResponse:
+        self.fs_calls.append(("read", path))
+        lines = self._inside(path).read_text().splitlines(keepends=True)
+        start = (line or 1) - 1
+        end = None if limit is None else start + limit
+        return ReadTextFileResponse(content="".join(lines[start:end]))
+
+    async def write_text_file(
+        self, session_id: str, path: str, content: str, **kwargs: Any
+    ) -> WriteTextFileResponse:
+        self.fs_calls.append(("write", path))
+        target = self._inside(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+        return WriteTextFileResponse()
+
+    # Everything below is not offered (terminal=False) and answers -32601, the way a missing
+    # method would: methods of a Protocol subclass would answer `null` instead (a trap).
+
+    async def create_terminal(
+        self,
+        session_id: str,
+        command: str,
+        args: list[str] | None = None,
+        env: list[EnvVariable] | None = None,
+        cwd: str | None = None,
+        output_byte_limit: int | None = None,
+        **kwargs: Any,
+    ) -> CreateTerminalResponse:
+        raise RequestError.method_not_found("terminal/create")
+
+    async def terminal_output(
+        self, session_id: str, terminal_id: str, **kwargs: Any
+    ) -> TerminalOutputResponse:
+        raise RequestError.method_not_found("terminal/output")
+
+    async def release_terminal(
+        self, session_id: str, terminal_id: str, **kwargs: Any
+    ) -> ReleaseTerminalResponse | None:
+        raise RequestError.method_not_found("terminal/release")
+
+    async def wait_for_terminal_exit(
+        self, session_id: str, terminal_id: str, **kwargs: Any
+    ) -> WaitForTerminalExitResponse:
+        raise RequestError.method_not_found("terminal/wait_for_exit")
+
+    async def kill_terminal(
+        self, session_id: str, terminal_id: str, **kwargs: Any
+    ) -> KillTerminalResponse | None:
+        raise RequestError.method_not_found("terminal/kill")
+
+    async def create_elicitation(
+        self, message: str, mode: ElicitationMode, **kwargs: Any
+    ) -> CreateElicitationResponse:
+        raise RequestError.method_not_found("elicitation/create")
+
+    async def complete_elicitation(self, elicitation_id: str, **kwargs: Any) -> None:
+        raise RequestError.method_not_found("elicitation/complete")
+
+    async def ext_method(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        raise RequestError.method_not_found(method)
+
+    async def ext_notification(self, method: str, params: dict[str, Any]) -> None:
+        logger.debug("ignoring extension notification %s", method)
+
+    def on_connect(self, conn: Agent) -> None:
+        logger.debug("connected to %r", conn)
+
+
+def texts(updates: Sequence[Any], kind: type[Any]) -> str:
+    """All text of the updates of one kind (e.g. AgentMessageChunk), joined."""
+    return "".join(
+        u.content.text
+        for u in updates
+        if isinstance(u, kind) and isinstance(u.content, TextContentBlock)
+    )

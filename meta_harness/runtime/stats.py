@@ -1,0 +1,84 @@
+"""Live supervisor statistics, published to `.meta-harness/stats.json` for `stats` and the web.
+
+Counters are updated by the runtime as things happen; `StatsPublisher` rewrites the file
+(atomically, not fsync'd: it is a view, not state) at most every `STATS_MIN_INTERVAL`
+seconds, and only after something changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from meta_harness.base.fs import atomic_write
+from meta_harness.base.layout import Workspace
+
+STATS_MIN_INTERVAL = 0.5  # seconds between rewrites of stats.json under load
+SWAP_SAMPLES = 1000  # swap-in latencies kept for the percentiles
+STATS_FILE = "stats.json"
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@dataclass
+class Stats:
+    started_at: float = field(default_factory=time.time)
+    swaps_in: int = 0
+    swaps_out: int = 0
+    crashes: int = 0
+    turns: int = 0
+    swap_in_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=SWAP_SAMPLES))
+    dirty: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def touch(self) -> None:
+        self.dirty.set()
+
+    def snapshot(
+        self,
+        *,
+        max_live: int,
+        live: int,
+        queue_depth: int,
+        session_phases: Counter[str],
+        task_phases: Counter[str],
+        accepted: int,
+        rejected: int,
+    ) -> dict[str, Any]:
+        swaps = list(self.swap_in_seconds)
+        return {
+            "ts": time.time(),
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "slots": {"max_live": max_live, "live": live, "queue_depth": queue_depth},
+            "swaps": {
+                "in": self.swaps_in,
+                "out": self.swaps_out,
+                "swap_in_p50": percentile(swaps, 0.5),
+                "swap_in_p99": percentile(swaps, 0.99),
+            },
+            "turns": self.turns,
+            "crashes": self.crashes,
+            "messages": {"accepted": accepted, "rejected_files": rejected},
+            "tasks": dict(task_phases),
+            "sessions": dict(session_phases),
+        }
+
+
+def write_stats(workspace: Workspace, snapshot: dict[str, Any]) -> None:
+    atomic_write(
+        workspace.state_dir / STATS_FILE,
+        orjson.dumps(snapshot, option=orjson.OPT_INDENT_2),
+        durable=False,
+    )
