@@ -1,8 +1,9 @@
 """Time the real ACP agents (Claude, Codex) offline against the mock LLM, with the ACP SDK client.
 
-Per agent, one run each of: spawn→initialize, session/new, the first prompt, SIGKILL then a fresh
-spawn→initialize and session/load (after that one prompt), then the prompt round trip over N
-prompts (median, min, max). Prints a table. Figures only; nothing is asserted.
+Per agent, one run each of: spawn→initialize, session/new, the first prompt, how long after its
+answer the turn is in the agent's session file, SIGKILL then a fresh spawn→initialize and
+session/load (after that one prompt), then the prompt round trip over N prompts (median, min,
+max). Prints a table. Figures only; nothing is asserted.
 
     /work/venv/bin/python benchmarks/real_agents.py [--prompts 20] [--agent claude --agent codex]
 """
@@ -22,7 +23,13 @@ from _pytest.outcomes import Skipped
 from acp import text_block
 
 from tests.support.mock_llm import MockLLM, Rule, Text
-from tests.support.real_agents import LAUNCHERS, RecordingClient, ensure_agents_installed, start_agent
+from tests.support.real_agents import (
+    LAUNCHERS,
+    RecordingClient,
+    ensure_agents_installed,
+    start_agent,
+    wait_session_saved,
+)
 
 STEP_TIMEOUT = 60.0  # one ACP step of a real agent; the slowest seen (claude load) takes ~5 s
 
@@ -33,6 +40,7 @@ class Figures:
     spawn_init: float = 0.0
     session_new: float = 0.0
     first_prompt: float = 0.0
+    saved_after: float = 0.0
     respawn_init: float = 0.0
     session_load: float = 0.0
     replayed: int = 0
@@ -62,6 +70,9 @@ async def measure(agent: str, prompts: int, scratch: Path) -> Figures:
             async with asyncio.timeout(STEP_TIMEOUT):
                 await running.conn.prompt(session_id=session_id, prompt=[text_block("ping 0")])
             figures.first_prompt = time.perf_counter() - start
+            start = time.perf_counter()
+            await wait_session_saved(launch, session_id, "ping 0", "pong")
+            figures.saved_after = time.perf_counter() - start
             await running.kill()
 
         loaded = RecordingClient(launch.cwd)
@@ -99,6 +110,7 @@ def print_table(rows: list[Figures]) -> None:
         "spawn→init",
         "session/new",
         "1st prompt",
+        "on disk after",
         "respawn→init",
         "session/load",
         "prompt median",
@@ -113,6 +125,7 @@ def print_table(rows: list[Figures]) -> None:
                 ms(f.spawn_init),
                 ms(f.session_new),
                 ms(f.first_prompt),
+                ms(f.saved_after),
                 ms(f.respawn_init),
                 f"{ms(f.session_load)} ({f.replayed} upd.)",
                 ms(statistics.median(f.prompts)),

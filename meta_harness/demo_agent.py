@@ -104,7 +104,7 @@ TERMINAL_OUTPUT_LIMIT = 65536  # outputByteLimit asked of the client for /run
 CLEANUP_TIMEOUT = 5.0  # terminal/kill and release after a cancel: a client that never answers
 MCP_HTTP_TIMEOUT = 60.0  # one MCP HTTP exchange; task_spawn writes and fsyncs files server-side
 MCP_MAX_REDIRECTS = 3  # Starlette mounts answer /mcp with a 307 to /mcp/
-CRASH_EXIT_CODE = 3
+CRASH_EXIT_CODE = 3  # /crash: distinct from 0 (EOF), 1 (a Python error) and signals
 EOF_DRAIN_TIMEOUT = 1.0  # after stdin EOF, in-flight requests get this long to answer, then exit
 
 PARSE_ERROR = -32700
@@ -118,10 +118,9 @@ HEADER_RE = re.compile(r"^\[meta-harness message [^\]]*\]\n?")
 CHUNK_SPLIT_RE = re.compile(r"(?<=\s)(?=\S)")
 ESCAPE_RE = re.compile(r"\\(n|\\)")
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")
-TOOL_KINDS = frozenset(
-    {"read", "edit", "delete", "move", "search", "execute", "think", "fetch", "other"}
-    | {"switch_mode"}
-)
+TOOL_KINDS = frozenset({
+    "read", "edit", "delete", "move", "search", "execute", "think", "fetch", "switch_mode", "other",
+})
 
 Json = dict[str, Any]
 

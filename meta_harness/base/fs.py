@@ -27,22 +27,7 @@ def fsync_dir(path: Path) -> None:
 
 def atomic_write(path: Path, data: bytes, *, durable: bool = True, mode: int = 0o644) -> None:
     """Replace `path` with `data` atomically; with `durable`, survive a power cut too."""
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        if durable:
-            os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
+    _publish(path, data, durable=durable, mode=mode)
     if durable:
         fsync_dir(path.parent)
 
@@ -53,13 +38,31 @@ def write_new(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     Written under a dot-name first and renamed into place, so a watcher never sees it
     half-written. Not fsync'd: the reader makes it durable by ingesting it.
     """
+    _publish(path, data, durable=False, mode=mode)
+
+
+def _publish(path: Path, data: bytes, *, durable: bool, mode: int) -> None:
+    """Write `data` to a dot-named temp beside `path`, then rename it over `path`.
+
+    On any failure (bad data, short disk, failed rename) the temp is removed and `path`
+    keeps its old content, or stays absent.
+    """
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
 
 
 def remove_stale_temps(directory: Path) -> int:

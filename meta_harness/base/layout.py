@@ -26,7 +26,7 @@ _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower cas
 
 def validate_task_id(value: str) -> str:
     """Return `value` if it is a safe task id, else raise InvalidId saying why."""
-    if not isinstance(value, str) or not _TASK_ID.match(value) or ".." in value:
+    if not isinstance(value, str) or not _TASK_ID.fullmatch(value) or ".." in value:
         raise InvalidId(
             f"invalid task id {value!r}: use 1-64 letters, digits, '_', '-', '.', "
             "starting with a letter or digit, no '..'"
@@ -35,7 +35,7 @@ def validate_task_id(value: str) -> str:
 
 
 def validate_message_id(value: str) -> str:
-    if not isinstance(value, str) or not _MESSAGE_ID.match(value):
+    if not isinstance(value, str) or not _MESSAGE_ID.fullmatch(value):
         raise InvalidId(
             f"invalid message id {value!r}: use 1-200 letters, digits or '_.:@+=-', "
             "starting with a letter or digit"
@@ -44,7 +44,7 @@ def validate_message_id(value: str) -> str:
 
 
 def validate_request_id(value: str) -> str:
-    if not isinstance(value, str) or not _REQUEST_ID.match(value) or ".." in value:
+    if not isinstance(value, str) or not _REQUEST_ID.fullmatch(value) or ".." in value:
         raise InvalidId(f"invalid permission request id {value!r}")
     return value
 
@@ -151,7 +151,7 @@ class Workspace:
         except FileNotFoundError:
             return []
         return sorted(
-            n for n in names if _TASK_ID.match(n) and (self.tasks_dir / n / "task.json").is_file()
+            n for n in names if _TASK_ID.fullmatch(n) and (self.tasks_dir / n / "task.json").is_file()
         )
 
     def ensure_dirs(self) -> None:

@@ -44,8 +44,24 @@ class PermissionGate:
         self.profile = profile
         self.events = events
         self._pending: dict[str, asyncio.Future[tuple[Decision, bool, str, str]]] = {}
-        self._always: dict[tuple[str, str], Decision] = {}  # (kind, tool) -> decision
+        self._always: dict[tuple[str, str], Decision] = self._remembered()  # (kind, tool)
         self.note: Any = None  # callable(note, **fields) set by the runner (transcript)
+
+    def _remembered(self) -> dict[tuple[str, str], Decision]:
+        """"Always" answers given earlier, read back from answered request files."""
+        found: dict[tuple[str, str], tuple[float, Decision]] = {}
+        with contextlib.suppress(FileNotFoundError):
+            for path in self.paths.permissions.iterdir():
+                if not path.name.endswith(".json") or path.name.endswith(".answer.json"):
+                    continue
+                with contextlib.suppress(OSError, ValueError):
+                    record = orjson.loads(path.read_bytes())
+                    if record.get("always") and record.get("decision") in ("allow", "reject"):
+                        key = (str(record.get("kind", "")), str(record.get("tool", "")))
+                        when = float(record.get("answered_at", 0))
+                        if key not in found or found[key][0] < when:
+                            found[key] = (when, Decision(record["decision"]))
+        return {key: decision for key, (_, decision) in found.items()}
 
     @property
     def waiting(self) -> bool:

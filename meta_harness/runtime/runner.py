@@ -37,6 +37,7 @@ from meta_harness.domain.admission import Candidate
 from meta_harness.domain.drops import Control, MessageDrop, header_line, header_marker
 from meta_harness.domain.events import EventType
 from meta_harness.domain.inbox import Message
+from meta_harness.domain.instructions import Skill, instruction_blocks, parse_skill
 from meta_harness.domain.phases import SessionPhase, TaskPhase, advance_session
 from meta_harness.domain.tasks import LoadOutcome, TaskMode
 from meta_harness.domain.transcript import render, update_text
@@ -81,6 +82,7 @@ class TaskRunner:
         self._crashes: collections.deque[float] = collections.deque()
         self._turn_text: list[str] = []
         self._stopping = False
+        self._preamble_due = False  # a new session's first prompt carries the instructions
 
     # -- pool protocol -----------------------------------------------------------------------
 
@@ -242,10 +244,14 @@ class TaskRunner:
             crash_point("deliver.after_sent")
             self._set_phase(SessionPhase.BUSY)
             self._turn_text = []
+            blocks = _with_header(message)
+            if self._preamble_due:
+                blocks.extend(self._preamble(session))
+                self._preamble_due = False
             try:
                 stop = await session.prompt(
                     record.session_id,
-                    _with_header(message),
+                    blocks,
                     {"messageId": message.id, "from": message.sender},
                 )
             except AgentRequestFailed as e:
@@ -335,6 +341,7 @@ class TaskRunner:
         pinned = None if session.caps.load_session else "the agent cannot session/load"
         self.ctx.store.update(self.task_id, session_id=session_id, pinned_reason=pinned)
         session.transcript.note("session-new", session_id=session_id, pinned=pinned)
+        self._preamble_due = True
         if pinned:
             self.ctx.store.events.emit(EventType.WARNING, self.task_id, message=f"pinned: {pinned}")
 
@@ -392,6 +399,35 @@ class TaskRunner:
         )
         self.ctx.on_task_ended(self.task_id)
         return False
+
+    def _preamble(self, session: AgentSession) -> list[dict[str, Any]]:
+        """The profile's instruction files and skill list (docs/design.md §Instructions)."""
+        root = self.ctx.workspace.root
+        files: list[tuple[Path, str]] = []
+        for name in self.profile.instructions:
+            path = (root / name).resolve()
+            try:
+                files.append((path, path.read_text("utf-8", errors="replace")))
+            except OSError:
+                continue  # an instruction file that is absent is simply not sent
+        skills: list[Skill] = []
+        for name in self.profile.skills:
+            skill_md = (self.ctx.workspace.skills_dir / name / "SKILL.md").resolve()
+            try:
+                skills.append(parse_skill(skill_md, skill_md.read_text("utf-8", errors="replace")))
+            except OSError:
+                self.ctx.store.events.emit(
+                    EventType.WARNING, self.task_id, message=f"skill {name!r} has no {skill_md}"
+                )
+        embedded = bool(
+            (session.caps.raw.get("promptCapabilities") or {}).get("embeddedContext")
+        )
+        blocks = instruction_blocks(files, skills, embedded=embedded)
+        if blocks:
+            session.transcript.note(
+                "instructions", files=[str(p) for p, _ in files], skills=[s.name for s in skills]
+            )
+        return blocks
 
     def _cwd(self) -> Path:
         record = self.ctx.store.get(self.task_id)

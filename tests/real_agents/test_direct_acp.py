@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from tests.support.real_agents import (
     RunningAgent,
     start_agent,
     texts,
+    wait_session_saved,
 )
 
 # The first run may also install both agents with npm (~300 MB), hence the long timeout.
@@ -56,6 +57,7 @@ WRITE_TOOL = {"claude": "Write", "codex": "apply_patch"}
 # Claude reports the call failed and lets the model continue; Codex's reject option ("abort")
 # aborts the whole turn and never finishes the tool call (it stays in_progress).
 REJECTED_WRITE = {"claude": ("end_turn", "failed"), "codex": ("cancelled", "in_progress")}
+WRITE_REFUSED = "Understood, the write was refused."
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,6 +157,14 @@ def write_call(agent: str, path: Path, content: str) -> ToolCall:
     )
 
 
+def after_write(write_tool: str) -> Callable[[Turn], Text]:
+    def reply(turn: Turn) -> Text:
+        result = turn.result_of(write_tool)
+        return Text(WRITE_REFUSED if result is not None and result.is_error else "File written.")
+
+    return reply
+
+
 def story_rules(agent: str, work: Path) -> list[Rule]:
     write_tool = WRITE_TOOL[agent]
 
@@ -179,7 +189,7 @@ def story_rules(agent: str, work: Path) -> list[Rule]:
             prompt_contains="Write the rejected file",
             name="write-rejected",
         ),
-        Rule(Text("Done with the file tool."), after_tool=write_tool, name="after-write"),
+        Rule(after_write(write_tool), after_tool=write_tool, name="after-write"),
         Rule(
             Text("You first asked me to say hello."),
             prompt_contains="What did I ask first?",
@@ -250,9 +260,15 @@ async def test_a_real_agent_survives_sigkill_and_resumes_its_session_with_tools_
         ]
         if stop_reason == "end_turn":  # the model was told, with an error result
             assert [r.is_error for r in rejection_results if r] == [True]
+            assert WRITE_REFUSED in texts(client.updates[seen_before:], AgentMessageChunk)
         else:  # the turn was aborted: the model never heard of the call again
             assert rejection_results == []
 
+        # Only SIGKILL once the last turn is on disk: claude saves it after answering.
+        last_turn = ["Write the rejected file."]
+        if stop_reason == "end_turn":
+            last_turn.append(WRITE_REFUSED)
+        await wait_session_saved(launch, session_id, *last_turn)
         await agent.kill()
         assert agent.process.returncode is not None
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import psutil
 import pytest
+import watchfiles
 from acp import PROTOCOL_VERSION, Agent, Client, RequestError, connect_to_agent
 from acp.client.connection import ClientSideConnection
 from acp.schema import (
@@ -75,6 +76,8 @@ NPM_VIEW_TIMEOUT = 60.0  # one registry metadata lookup; failing it means npm is
 AGENT_STOP_GRACE = 2.0  # agents flush session files on stdin EOF before we signal them
 GROUP_EXIT_WAIT = 5.0  # after SIGKILL, a process group empties within milliseconds
 UPDATE_WAIT = 60.0  # a real agent's slowest step (claude session/load) takes ~5 s
+SAVE_WAIT = 10.0  # claude-agent-acp appends its session file 10-150 ms after a prompt returns
+SAVE_RECHECK_MS = 200  # re-check without a file event too: one may land before the watch starts
 
 
 @dataclass(frozen=True)
@@ -391,6 +394,53 @@ async def start_agent(
         yield running
     finally:
         await running.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the agents keep their sessions (to wait until a turn is on disk before a SIGKILL)
+
+
+def state_dirs(launch: AgentLaunch) -> list[Path]:
+    """The agent's private state directories (HOME, and CODEX_HOME when set)."""
+    return [Path(launch.env[key]) for key in ("HOME", "CODEX_HOME") if key in launch.env]
+
+
+def session_files(launch: AgentLaunch, session_id: str) -> list[Path]:
+    """Session transcripts named after the session id.
+
+    Claude: $HOME/.claude/projects/<cwd-slug>/<id>.jsonl; Codex:
+    $CODEX_HOME/sessions/YYYY/MM/DD/rollout-<time>-<id>.jsonl. Both append-only JSONL.
+    """
+    return [p for d in state_dirs(launch) for p in d.rglob(f"*{session_id}*.jsonl")]
+
+
+def session_saved(launch: AgentLaunch, session_id: str, needles: Sequence[str]) -> bool:
+    for path in session_files(launch, session_id):
+        text = path.read_text(errors="replace")
+        if all(needle in text for needle in needles):
+            return True
+    return False
+
+
+async def wait_session_saved(launch: AgentLaunch, session_id: str, *needles: str) -> None:
+    """Wait until the agent's session file holds every needle (plain text, JSON-escape free).
+
+    A prompt's answer is no proof the turn is on disk: claude-agent-acp writes it a little
+    later, and a SIGKILL before that loses the turn (or the whole session after one prompt).
+    """
+    if session_saved(launch, session_id, needles):
+        return
+    async with asyncio.timeout(SAVE_WAIT):
+        async for _changes in watchfiles.awatch(
+            *state_dirs(launch),
+            watch_filter=None,
+            debounce=20,
+            step=10,
+            rust_timeout=SAVE_RECHECK_MS,
+            yield_on_timeout=True,
+        ):
+            if session_saved(launch, session_id, needles):
+                return
 
 
 # ---------------------------------------------------------------------------------------------
