@@ -80,9 +80,10 @@ def print_rows(title: str, rows: list[tuple[str, list[float]]], unit: str = "ms"
 
 
 def machine() -> str:
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
         f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-        f"{time.strftime('%Y-%m-%d %H:%M')}"
+        f"{time.strftime('%Y-%m-%d %H:%M')}, load average {load}"
     )
 
 
@@ -198,6 +199,7 @@ class SupervisorProcess:
             start_new_session=True,
         )
         self._seen: dict[int, psutil.Process] = {}
+        self.stop_timeout = STOP_TIMEOUT
 
     def remember_children(self) -> None:
         """Note the supervisor's descendants now (reaper, agents) so stop() can end them."""
@@ -223,9 +225,9 @@ class SupervisorProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            code = self.proc.wait(STOP_TIMEOUT)
+            code = self.proc.wait(self.stop_timeout)
         except subprocess.TimeoutExpired:
-            print(f"  (supervisor did not stop within {STOP_TIMEOUT:g} s of SIGTERM; SIGKILL)")
+            print(f"  (supervisor did not stop within {self.stop_timeout:g} s of SIGTERM; SIGKILL)")
             self.proc.kill()
             self.proc.wait(KILL_TIMEOUT)
         leftovers = self._ours()

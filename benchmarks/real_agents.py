@@ -45,6 +45,7 @@ class Figures:
     session_load: float = 0.0
     replayed: int = 0
     prompts: list[float] = field(default_factory=list)
+    llm_requests: int = 0
 
 
 async def measure(agent: str, prompts: int, scratch: Path) -> Figures:
@@ -97,6 +98,8 @@ async def measure(agent: str, prompts: int, scratch: Path) -> Figures:
                         session_id=session_id, prompt=[text_block(f"ping {i}")]
                     )
                 figures.prompts.append(time.perf_counter() - start)
+        # Each prompt must have reached the model once (a stale instant answer would not).
+        figures.llm_requests = sum(1 for r in mock.requests if r.answered_by == "pong")
     return figures
 
 
@@ -116,6 +119,7 @@ def print_table(rows: list[Figures]) -> None:
         "prompt median",
         "prompt min–max",
         "n",
+        "LLM requests",
     )
     lines = [header]
     for f in rows:
@@ -131,6 +135,7 @@ def print_table(rows: list[Figures]) -> None:
                 ms(statistics.median(f.prompts)),
                 f"{ms(min(f.prompts))}–{ms(max(f.prompts))}",
                 str(len(f.prompts)),
+                str(f.llm_requests),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]

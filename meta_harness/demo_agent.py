@@ -69,8 +69,9 @@ turn goes on. Commands:
 - `/complete TEXT`   = `/mcp meta-harness task_complete {"result": TEXT}`.
 Tool call ids are `call-<n>`, counted per session across restarts. fs/terminal commands check the
 client's advertised capabilities first. A session/cancel ends the turn "cancelled" after closing
-open tool calls with status failed. stdin EOF → exit 0. Logging goes to stderr only; fd 1 is
-re-pointed at stderr at startup so nothing but protocol frames can reach stdout.
+open tool calls with status failed. stdin EOF → running turns are cancelled, in-flight requests
+get up to 1 s to answer, exit 0; SIGTERM → the default action (immediate exit). Logging goes to
+stderr only; fd 1 is re-pointed at stderr at startup so only protocol frames reach stdout.
 """
 
 # pathlib alone costs ~6 ms of the 100 ms startup budget: os.path is used on purpose.
@@ -86,7 +87,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from enum import StrEnum
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    import subprocess
 
 # Named explicitly: under `python -m` the module's __name__ is "__main__".
 logger = logging.getLogger("meta_harness.demo_agent")
@@ -117,7 +121,7 @@ RESOURCE_NOT_FOUND = -32002
 HEADER_RE = re.compile(r"^\[meta-harness message [^\]]*\]\n?")
 CHUNK_SPLIT_RE = re.compile(r"(?<=\s)(?=\S)")
 ESCAPE_RE = re.compile(r"\\(n|\\)")
-SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")
+SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
 TOOL_KINDS = frozenset({
     "read", "edit", "delete", "move", "search", "execute", "think", "fetch", "switch_mode", "other",
 })
@@ -223,7 +227,7 @@ def require_str(params: Json, key: str) -> str:
 
 def require_session_id(params: Json) -> str:
     session_id = require_str(params, "sessionId")
-    if not SESSION_ID_RE.match(session_id):
+    if not SESSION_ID_RE.fullmatch(session_id):
         raise invalid_params("sessionId has forbidden characters")
     return session_id
 
@@ -527,8 +531,9 @@ class Wire:
             raise ConnectionGone
         if "error" in response:
             error = response["error"] if isinstance(response["error"], dict) else {}
+            code = error.get("code")
             raise RpcError(
-                int(error.get("code", INTERNAL_ERROR)),
+                code if isinstance(code, int) else INTERNAL_ERROR,
                 str(error.get("message", "error")),
                 error.get("data"),
             )
@@ -677,7 +682,10 @@ class McpHttpSession:
                 if exc.code in (307, 308) and location:
                     url = self._same_origin(url, urllib.parse.urljoin(url, location))
                     continue
-                body = exc.read(2000).decode("utf-8", "replace").strip()
+                try:
+                    body = exc.read(2000).decode("utf-8", "replace").strip()
+                except (OSError, http.client.HTTPException):
+                    body = ""
                 if exc.code == 404 and self.session_id:
                     raise McpSessionExpired(f"HTTP 404: {body}") from exc
                 raise McpError(f"HTTP {exc.code} {exc.reason} {body}".strip()) from exc
@@ -943,7 +951,7 @@ class PromptRun:
         caps = self.agent.client_capabilities
         if capability == "terminal":
             return caps.get("terminal") is True
-        fs = caps.get("fs") if isinstance(caps.get("fs"), dict) else {}
+        fs = caps.get("fs")
         return isinstance(fs, dict) and fs.get(capability) is True
 
 
@@ -1295,7 +1303,7 @@ class Options:
         parser.add_argument(
             "--fail-load", action="store_true", help="session/load always fails with -32002"
         )
-        parser.add_argument("--log-level", default="INFO", help="stderr log level (INFO)")
+        parser.add_argument("--log-level", help="stderr log level (default INFO)")
         ns = vars(parser.parse_args(args))
         return {f"--{key.replace('_', '-')}": value for key, value in ns.items() if value}
 
@@ -1309,7 +1317,7 @@ class Agent:
         self.store = SessionStore(options.state_dir)
         self.mcp = McpClients()
         self.client_capabilities: Json = {}
-        self.grandchildren: list[Any] = []
+        self.grandchildren: list[subprocess.Popen[bytes]] = []
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
         self._threads: list[threading.Thread] = []

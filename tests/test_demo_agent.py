@@ -320,6 +320,18 @@ def test_stdin_eof_makes_the_agent_exit_zero(agents: Callable[..., RawClient]) -
     assert client.proc.wait(WAIT) == 0
 
 
+@pytest.mark.parametrize("argv", [
+    [],
+    ["--state-dir", "/tmp/s", "--no-load", "--fail-load"],
+    ["--state-dir=/tmp/s", "--no-resume", "--no-close", "--log-level", "debug"],
+])
+def test_the_fast_flag_parser_agrees_with_argparse(argv: list[str]) -> None:
+    from meta_harness.demo_agent import Options
+
+    assert Options.fast_parse(argv) == Options.slow_parse(argv)
+    assert Options.fast_parse(["--state"]) is None  # abbreviations go to argparse
+
+
 def test_sigterm_makes_the_agent_exit(agents: Callable[..., RawClient]) -> None:
     client = agents()
     client.initialize()

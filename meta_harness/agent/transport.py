@@ -2,8 +2,9 @@
 
 Implements the ACP SDK's message-level `Transport` (send/receive/close of dicts) so the
 SDK's `Connection` does JSON-RPC while we own the pipes: each line is logged to the
-transcript exactly as sent or received, lines of any length are read in chunks (no
-64 KiB limit), and a non-JSON line from the agent is logged and skipped.
+transcript exactly as sent or received (MCP header/env values in session setup frames
+redacted), lines of any length are read in chunks (no 64 KiB limit), and a non-JSON
+line from the agent is logged and skipped.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import orjson
 
 from meta_harness.agent.transcript import TranscriptWriter
-from meta_harness.domain.transcript import Direction
+from meta_harness.domain.transcript import Direction, redacted_frame
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class StdioTransport:
         async with self._send_lock:
             self._writer.write(data + b"\n")
             await self._writer.drain()
-        self._transcript.frame(Direction.OUT, data)
+        redacted = redacted_frame(message)  # MCP headers/env never reach the transcript
+        self._transcript.frame(Direction.OUT, data if redacted is None else orjson.dumps(redacted))
 
     async def receive(self) -> dict[str, Any] | None:
         while True:

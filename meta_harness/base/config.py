@@ -83,7 +83,8 @@ class McpServerDef(Strict):
 
 class PermissionRule(Strict):
     action: Action
-    kind: str | None = None  # ACP tool kind: read, edit, delete, move, search, execute, think, fetch, other
+    # ACP tool kind: read, edit, delete, move, search, execute, think, fetch, other
+    kind: str | None = None
     title: str | None = None  # glob on the tool call title
     tool: str | None = None  # glob on the tool name (from the title or _meta)
 
@@ -143,7 +144,9 @@ class Config:
             return self.profiles[name]
         except KeyError:
             known = ", ".join(sorted(self.profiles)) or "none"
-            raise ConfigError("config", f"profiles.{name}", f"no such profile (known: {known})") from None
+            raise ConfigError(
+                "config", f"profiles.{name}", f"no such profile (known: {known})"
+            ) from None
 
     def agent(self, name: str) -> AgentDef:
         try:
@@ -306,10 +309,13 @@ def _resolve_profile(config: Config, name: str) -> Profile:
     current: str | None = name
     while current is not None:
         if current in chain:
-            _fail(config.origins, ("profiles", name, "extends"), f"cycle: {' -> '.join([*chain, current])}")
+            cycle = " -> ".join([*chain, current])
+            _fail(config.origins, ("profiles", name, "extends"), f"cycle: {cycle}")
         raw = config.settings.profiles.get(current)
         if raw is None:
-            _fail(config.origins, ("profiles", chain[-1], "extends"), f"no profile named {current!r}")
+            _fail(
+                config.origins, ("profiles", chain[-1], "extends"), f"no profile named {current!r}"
+            )
         if not isinstance(raw, dict):
             _fail(config.origins, ("profiles", current), "must be a table")
         chain.append(current)
@@ -328,12 +334,17 @@ def _resolve_profile(config: Config, name: str) -> Profile:
         _fail(config.origins, ("profiles", name, "agent"), f"no agent named {profile.agent!r}")
     for server in profile.mcp_servers:
         if server not in config.settings.mcp_servers:
-            _fail(config.origins, ("profiles", name, "mcp_servers"), f"no MCP server named {server!r}")
+            _fail(
+                config.origins, ("profiles", name, "mcp_servers"), f"no MCP server named {server!r}"
+            )
     return profile
 
 
 def _validate(
-    model: type[_M], data: dict[str, Any], prefix: tuple[str, ...], origins: dict[tuple[str, ...], Origin]
+    model: type[_M],
+    data: dict[str, Any],
+    prefix: tuple[str, ...],
+    origins: dict[tuple[str, ...], Origin],
 ) -> _M:
     try:
         return model.model_validate(data)

@@ -48,6 +48,13 @@ class Conflict(MetaHarnessError):
     http_status = 409
 
 
+class TimedOut(MetaHarnessError):
+    """A bounded wait ended before what it waited for happened (`send --wait --timeout`, demo)."""
+
+    exit_code = 124  # as timeout(1)
+    http_status = 504
+
+
 class ConfigError(MetaHarnessError):
     """A config file or value is wrong; the message names the file, the key and the reason."""
 

@@ -57,6 +57,59 @@ def read_from(path: Path, offset: int = 0) -> tuple[list[tuple[int, JsonObject]]
     return out, offset + pos
 
 
+def end_offset(path: Path) -> int:
+    """The offset just past the last complete line (0 if missing): where a live follower starts.
+
+    A follower that starts at the file size could land inside a line still being written.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return 0
+    try:
+        return _last_line_end(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def read_reversed(path: Path, *, block: int = 1 << 16) -> Iterator[JsonObject]:
+    """Complete records from the last to the first, reading backwards in blocks.
+
+    For readers that only need the recent end of a long log (e.g. the session phases since
+    the last supervisor start). A torn last line is skipped; so are corrupt lines.
+    """
+    try:
+        f = open(path, "rb")  # noqa: SIM115 (closed below; a generator cannot use `with` early)
+    except FileNotFoundError:
+        return
+    with f:
+        pos = f.seek(0, os.SEEK_END)
+        carry = b""  # the start of a line whose beginning lies before `pos`
+        torn = True  # bytes after the last newline are not a record yet
+        while pos > 0:
+            start = max(0, pos - block)
+            f.seek(start)
+            parts = (f.read(pos - start) + carry).split(b"\n")
+            pos = start
+            if torn:
+                if len(parts) == 1:
+                    carry = b""  # still inside the torn tail
+                    continue
+                parts.pop()
+                torn = False
+            carry = parts.pop(0) if pos > 0 else b""
+            for line in reversed(parts):
+                if not line.strip():
+                    continue
+                try:
+                    value = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    logger.warning("%s: skipping a corrupt line", path)
+                    continue
+                if isinstance(value, dict):
+                    yield value
+
+
 def read_records(path: Path) -> list[JsonObject]:
     """Every complete record of a log (missing file: none)."""
     return [record for _, record in read_from(path)[0]]

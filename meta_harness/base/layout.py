@@ -151,7 +151,9 @@ class Workspace:
         except FileNotFoundError:
             return []
         return sorted(
-            n for n in names if _TASK_ID.fullmatch(n) and (self.tasks_dir / n / "task.json").is_file()
+            n
+            for n in names
+            if _TASK_ID.fullmatch(n) and (self.tasks_dir / n / "task.json").is_file()
         )
 
     def ensure_dirs(self) -> None:

@@ -51,4 +51,6 @@ def task_of(secret: bytes, token: str) -> str | None:
         validate_task_id(task_id)
     except InvalidId:
         return None
-    return task_id if hmac.compare_digest(task_token(secret, task_id), token) else None
+    # compare bytes: compare_digest raises TypeError on a str with non-ASCII characters
+    expected = task_token(secret, task_id).encode()
+    return task_id if hmac.compare_digest(expected, token.encode("utf-8", "replace")) else None

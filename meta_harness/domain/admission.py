@@ -4,7 +4,8 @@ Sessions are like pages of virtual memory: `max_live` slots per workspace. A run
 task without a live session needs a slot; if none is free the least-recently-used idle,
 evictable session is swapped out; if none is evictable the task queues (priority, then
 FIFO). Never evicted: a session mid-turn, one waiting on a permission answer, one with
-undelivered messages, one pinned (its agent cannot `session/load`).
+undelivered messages, one pinned (its agent cannot `session/load`), one still starting,
+and one already stopping (it is giving its slot up anyway: wait for the release).
 """
 
 from __future__ import annotations
@@ -21,11 +22,17 @@ class Candidate:
     has_pending: bool = False
     pinned: bool = False
     starting: bool = False
+    stopping: bool = False  # swapping out, ending or crashed: the slot is on its way back
 
     @property
     def evictable(self) -> bool:
         return not (
-            self.busy or self.awaiting_permission or self.has_pending or self.pinned or self.starting
+            self.busy
+            or self.awaiting_permission
+            or self.has_pending
+            or self.pinned
+            or self.starting
+            or self.stopping
         )
 
 

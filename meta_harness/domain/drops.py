@@ -98,6 +98,14 @@ def _str_field(obj: dict[str, Any], key: str, *, limit: int = 0) -> str | None:
     return value
 
 
+def _sender(obj: dict[str, Any], default: str) -> str:
+    """The `from` field: it goes into the prompt's one-line header, so it must be one line."""
+    value = _str_field(obj, "from", limit=200)
+    if value and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise DropRejected("field 'from' must be one line of text (no control characters)")
+    return value or default
+
+
 def validate_content(blocks: Any) -> list[dict[str, Any]]:
     """ACP content blocks as the prompt will carry them."""
     if not isinstance(blocks, list) or not blocks:
@@ -146,7 +154,7 @@ def parse_message_drop(name: str, data: bytes) -> MessageDrop:
     obj = _load_json(data)
     msg_id = _str_field(obj, "id") or derived_id("file", name, data)
     _checked(validate_message_id, msg_id, "field 'id'")
-    sender = _str_field(obj, "from", limit=200) or "file"
+    sender = _sender(obj, "file")
     meta = obj.get("meta") or {}
     if not isinstance(meta, dict):
         raise DropRejected("field 'meta' must be an object")
@@ -182,7 +190,7 @@ def parse_task_drop(name: str, data: bytes) -> TaskDrop:
         message = MessageDrop(
             id=f"prompt-{task_id}", sender="file", content=[{"type": "text", "text": text}]
         )
-        title = text.strip().splitlines()[0][:80] if text.strip() else name
+        title = text.strip().splitlines()[0].strip()[:80] if text.strip() else name
         return TaskDrop(task_id, title, None, None, None, message)
     obj = _load_json(data)
     task_id = _str_field(obj, "id") or derived_id("t", name, data)[:26]
@@ -198,9 +206,9 @@ def parse_task_drop(name: str, data: bytes) -> TaskDrop:
     title = _str_field(obj, "title", limit=MAX_TITLE) or ""
     if not title:
         first = next((b.get("text", "") for b in content if b.get("type") == "text"), "")
-        title = first.strip().splitlines()[0][:80] if first.strip() else task_id
+        title = first.strip().splitlines()[0].strip()[:80] if first.strip() else task_id
     message = MessageDrop(
-        id=f"prompt-{task_id}", sender=_str_field(obj, "from", limit=200) or "user", content=content
+        id=f"prompt-{task_id}", sender=_sender(obj, "user"), content=content
     )
     return TaskDrop(task_id, title, profile, parent, mode, message)
 

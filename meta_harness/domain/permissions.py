@@ -66,9 +66,8 @@ def rule_for(policy: PermissionPolicy, tool_call: dict[str, Any]) -> Ruling:
             continue
         if rule.tool is not None and not fnmatch.fnmatchcase(tool, rule.tool):
             continue
-        what = ", ".join(
-            f"{k}={v}" for k, v in (("kind", rule.kind), ("title", rule.title), ("tool", rule.tool)) if v
-        )
+        conditions = (("kind", rule.kind), ("title", rule.title), ("tool", rule.tool))
+        what = ", ".join(f"{k}={v}" for k, v in conditions if v)
         return Ruling(rule.action, f"rule {index + 1} ({what or 'any'})")
     return Ruling(policy.default, "default")
 

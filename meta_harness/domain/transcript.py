@@ -2,10 +2,12 @@
 
 One JSON line per frame: `{"ts", "epoch", "dir": "out"|"in", "frame": <the exact bytes
 sent or received>}`. The frame is embedded verbatim (it is already JSON), so the record
-is byte-exact without escaping. A line from the agent that is not JSON is kept as
-`"raw"`. Frames received while a `session/load` replays are marked `"load": true`.
-Supervisor notes (spawn, crash, restart, swap, permission decisions) are `"dir": "note"`.
-The epoch counts connections: JSON-RPC ids restart with each one.
+is byte-exact without escaping; the one exception: MCP header and env values in
+`session/new|load|resume|fork` frames are redacted (`***`). A line from the agent that
+is not JSON is kept as `"raw"`. Frames received while a `session/load` replays are
+marked `"load": true`. Supervisor notes (spawn, crash, restart, swap, permission
+decisions) are `"dir": "note"`. The epoch counts connections: JSON-RPC ids restart with
+each one.
 """
 
 from __future__ import annotations
@@ -41,6 +43,44 @@ def _is_json(data: bytes) -> bool:
     except orjson.JSONDecodeError:
         return False
     return True
+
+
+REDACTED = "***"
+# Frames whose params carry `mcpServers` (headers and env may hold tokens and API keys).
+SECRET_METHODS = frozenset({"session/new", "session/load", "session/resume", "session/fork"})
+
+
+def redact_mcp_servers(servers: Any) -> Any:
+    """A copy of an ACP `mcpServers` list with every `headers[].value` and `env[].value` hidden."""
+    if not isinstance(servers, list):
+        return servers
+    out: list[Any] = []
+    for server in servers:
+        if isinstance(server, dict):
+            server = dict(server)
+            for key in ("headers", "env"):
+                pairs = server.get(key)
+                if isinstance(pairs, list):
+                    server[key] = [
+                        {**p, "value": REDACTED} if isinstance(p, dict) and "value" in p else p
+                        for p in pairs
+                    ]
+        out.append(server)
+    return out
+
+
+def redacted_frame(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The frame as the transcript may keep it, or None when it holds nothing secret.
+
+    `session/new`, `load`, `resume` and `fork` hand the agent its MCP servers with
+    their headers and env; these frames are the one exception to byte-exactness.
+    """
+    if message.get("method") not in SECRET_METHODS:
+        return None
+    params = message.get("params")
+    if not isinstance(params, dict) or not params.get("mcpServers"):
+        return None
+    return {**message, "params": {**params, "mcpServers": redact_mcp_servers(params["mcpServers"])}}
 
 
 def note_line(epoch: int, note: str, **fields: Any) -> bytes:

@@ -25,7 +25,7 @@ from pathlib import Path
 import orjson
 
 from meta_harness.base.config import Config
-from meta_harness.base.errors import DropRejected, MetaHarnessError
+from meta_harness.base.errors import Conflict, DropRejected, MetaHarnessError
 from meta_harness.base.fs import TMP_PREFIX, atomic_write
 from meta_harness.base.layout import Workspace, validate_request_id, validate_task_id
 from meta_harness.domain.drops import (
@@ -42,6 +42,7 @@ from meta_harness.runtime.store import TaskStore
 logger = logging.getLogger(__name__)
 
 ANSWER_SUFFIX = ".answer.json"
+REJECTED_NAME_KEEP = 120  # chars of a drop's name kept in rejected/ (NAME_MAX is 255)
 
 
 class Deferred(Exception):
@@ -67,6 +68,8 @@ class Ingest:
         self.store = store
         self._config = config
         self._first_bad: dict[Path, tuple[float, float]] = {}  # path -> (first seen, mtime)
+        self._inbox_dir = workspace.inbox  # built once: _classify runs for every drop
+        self._tasks_dir = workspace.tasks_dir
         self.rejected = 0
         self.accepted = 0
 
@@ -80,6 +83,8 @@ class Ingest:
             task = self.workspace.task(task_id)
             paths.extend(_list(task.inbox))
             paths.extend(p for p in _list(task.permissions) if p.name.endswith(ANSWER_SUFFIX))
+        # files still settling, including ones for tasks that do not exist (not listed above)
+        paths.extend(self._first_bad)
         return self.ingest(paths)
 
     def ingest(self, paths: Iterable[Path]) -> IngestResult:
@@ -111,10 +116,10 @@ class Ingest:
         if name.startswith((".", TMP_PREFIX)):
             return None
         parent = path.parent
-        if parent == self.workspace.inbox:
+        if parent == self._inbox_dir:
             return ("task", "") if self._acceptable_name(path) else None
         grand = parent.parent
-        if grand.parent != self.workspace.tasks_dir:
+        if grand.parent != self._tasks_dir:
             return None
         task_id = grand.name
         if parent.name == "inbox":
@@ -124,14 +129,18 @@ class Ingest:
         return None
 
     def _acceptable_name(self, path: Path) -> bool:
-        if is_drop_name(path.name):
+        if _shown(path.name) != path.name:
+            problem = "the file name is not valid UTF-8; rename it"
+        elif not is_drop_name(path.name):
+            problem = f"unsupported file name {path.name!r}: use .json, .txt or .md"
+        else:
             return True
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             return False
         # Anything else that appears in an inbox is set aside, so nobody waits on it.
-        self._reject(path, f"unsupported file name {path.name!r}: use .json, .txt or .md", st)
+        self._reject(path, problem, st)
         return False
 
     # -- reading -----------------------------------------------------------------------------
@@ -141,6 +150,7 @@ class Ingest:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
+            self._first_bad.pop(path, None)
             return None
         if stat.S_ISLNK(st.st_mode):
             self._reject(path, "symbolic links are not accepted; drop a regular file", st)
@@ -159,14 +169,23 @@ class Ingest:
         except OSError as e:
             if e.errno == errno.ELOOP:
                 self._reject(path, "symbolic links are not accepted", st)
-                return None
-            raise
+            else:
+                self._reject(path, f"cannot open: {e.strerror}", st)
+            return None
         try:
             with os.fdopen(fd, "rb") as f:
-                return f.read(limit + 1)
+                # Sized by the lstat, not by the limit: read(limit + 1) allocates the whole
+                # limit (8 MiB) for every drop. A file grown since the lstat reads on.
+                data = f.read(st.st_size + 1)
+                if len(data) > st.st_size:
+                    data += f.read(limit + 1 - len(data))
         except OSError as e:
             self._reject(path, f"unreadable: {e.strerror}", st)
             return None
+        if len(data) > limit:  # it grew after the lstat
+            self._reject(path, f"too large: more than {limit} bytes (limit {limit})", st)
+            return None
+        return data
 
     def _settle_or_reject(self, path: Path, reason: str, result: IngestResult) -> None:
         """A file that does not parse may still be being written: give it time, then reject."""
@@ -209,7 +228,9 @@ class Ingest:
         self.accepted += len(accepted)
         if accepted:
             result.touched.add(task_id)
-            self.store.events.emit(EventType.MESSAGE, task_id, id=drop.message.id, status="accepted")
+            self.store.events.emit(
+                EventType.MESSAGE, task_id, id=drop.message.id, status="accepted"
+            )
         result.created.append(task_id)
         _unlink(path)
 
@@ -218,6 +239,11 @@ class Ingest:
         existing = self.store.get(drop.task_id)
         if existing is not None:
             return existing  # re-ingest after a crash, or a duplicate drop: idempotent
+        task_dir = self.workspace.task(drop.task_id).dir
+        with contextlib.suppress(FileNotFoundError):
+            # a real directory without task.json is a creation cut short by a crash: reuse it
+            if not stat.S_ISDIR(os.lstat(task_dir).st_mode):
+                raise Conflict(f"tasks/{drop.task_id} exists and is not a task directory")
         config = self._config()
         profile_name = drop.profile or config.settings.supervisor.default_profile
         profile = config.profile(profile_name)
@@ -286,7 +312,8 @@ class Ingest:
         for drop in accepted:
             self.store.events.emit(EventType.MESSAGE, task_id, id=drop.id, status="accepted")
         if len(accepted) < len(drops):
-            logger.info("task %s: %d duplicate message(s) dropped", task_id, len(drops) - len(accepted))
+            duplicates = len(drops) - len(accepted)
+            logger.info("task %s: %d duplicate message(s) dropped", task_id, duplicates)
         if accepted:
             result.touched.add(task_id)
         for path, _ in drops:
@@ -297,10 +324,14 @@ class Ingest:
 
     def _reject(self, path: Path, reason: str, st: os.stat_result | None) -> None:
         self.rejected += 1
+        self._first_bad.pop(path, None)
         rejected = self.workspace.rejected_dir
         rejected.mkdir(parents=True, exist_ok=True)
-        rel = str(path.relative_to(self.workspace.root)) if path.is_relative_to(self.workspace.root) else str(path)
-        target = rejected / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{self.rejected}-{path.name}"
+        root = self.workspace.root
+        rel = _shown(str(path.relative_to(root)) if path.is_relative_to(root) else str(path))
+        reason = _shown(reason)
+        stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{self.rejected}"
+        target = rejected / f"{stamp}-{_shown(path.name)[:REJECTED_NAME_KEEP]}"
         try:
             os.rename(path, target)
         except FileNotFoundError:
@@ -313,9 +344,17 @@ class Ingest:
                 else:
                     path.unlink()
         info = {"file": rel, "reason": reason, "ts": time.time(), "moved_to": str(target)}
-        atomic_write(target.with_name(target.name + ".error"), orjson.dumps(info, option=orjson.OPT_INDENT_2))
+        try:
+            atomic_write(
+                target.with_name(target.name + ".error"),
+                orjson.dumps(info, option=orjson.OPT_INDENT_2),
+            )
+        except OSError:
+            logger.exception("cannot write the reason for rejected %s", rel)
         logger.warning("rejected %s: %s", rel, reason)
-        self.store.events.emit(EventType.REJECTED, None, file=rel, reason=reason, moved_to=target.name)
+        self.store.events.emit(
+            EventType.REJECTED, None, file=rel, reason=reason, moved_to=target.name
+        )
 
 
 def _list(directory: Path) -> list[Path]:
@@ -323,6 +362,11 @@ def _list(directory: Path) -> list[Path]:
         return [directory / name for name in os.listdir(directory)]
     except (FileNotFoundError, NotADirectoryError):
         return []
+
+
+def _shown(text: str) -> str:
+    """`text` as valid UTF-8 for logs and `.error` files (names may hold undecodable bytes)."""
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def _unlink(path: Path) -> None:

@@ -59,16 +59,19 @@ class Pool:
         self.queue_peak = max(self.queue_peak, len(self._waiters))
         try:
             while True:
+                # Cleared before looking, never after: a release or poke that lands while
+                # we await an eviction below stays set and is seen on the next pass.
+                event.clear()
                 if len(self.holders) < self.max_live and self._first_in_line(holder.task_id):
                     self.holders[holder.task_id] = holder
                     return time.monotonic() - start
                 if self._first_in_line(holder.task_id):
                     victim = choose_victim([h.candidate() for h in self.holders.values()])
-                    if victim is not None:
-                        if await self.holders[victim].evict():
-                            self.swaps_out += 1
+                    if victim is not None and await self.holders[victim].evict():
+                        self.swaps_out += 1
                         continue
-                event.clear()
+                    # A declined eviction (the victim lost a race: it is already stopping
+                    # or just got work) is not retried in a loop: wait for release/poke.
                 await event.wait()
         finally:
             self._waiters.pop(holder.task_id, None)

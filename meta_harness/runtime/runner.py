@@ -6,7 +6,9 @@ make sure a session is live (a slot from the pool, spawn, `initialize`, then
 stamp the message in flight (fsync) and send it as `session/prompt`; ack when the turn
 ends. A crash mid-turn leaves the message in doubt; the restore's replay decides whether
 it is acked as `recovered` or sent again with the same id. Restarts are budgeted
-(burst per window, with backoff); a spent budget fails the task with the reason.
+(burst per window, with backoff); a spent budget fails the task with the reason. A
+runner ends once its task has no live session and nothing to deliver (thousands of
+swapped-out tasks cost no runner); the supervisor starts a new one when work arrives.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class TaskRunner:
             has_pending=self.inbox.state.next_pending() is not None,
             pinned=bool(record and record.pinned_reason),
             starting=self.phase in (SessionPhase.STARTING, SessionPhase.RESTORING),
+            stopping=self.phase in (SessionPhase.STOPPING, SessionPhase.CRASHED),
         )
 
     async def evict(self) -> bool:
@@ -151,7 +154,8 @@ class TaskRunner:
                     continue
                 message = pending[0] if pending else None
                 if message is None:
-                    await self._idle()
+                    if not await self._idle():
+                        return
                     continue
                 await self._deliver(message)
         finally:
@@ -159,33 +163,38 @@ class TaskRunner:
                 if self.session is not None:
                     await self._swap_out("supervisor stopping")
 
-    async def _idle(self) -> None:
+    async def _idle(self) -> bool:
+        """Wait for work beside a live session; False when there is no session to keep."""
         record = self.ctx.store.get(self.task_id)
         if record is not None and record.phase is TaskPhase.ACTIVE:
             self.ctx.store.set_phase(self.task_id, TaskPhase.WAITING)
         self.inbox.changed.clear()
         if self.inbox.state.next_pending() is not None:
-            return
-        self.ctx.pool.poke()
-        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self.inbox.changed.wait())]
+            return True
         session = self.session
-        if session is not None:
-            waits.append(asyncio.ensure_future(session.wait_exit()))
+        if session is None:
+            return False
+        self.ctx.pool.poke()
+        waits: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(self.inbox.changed.wait()),
+            asyncio.ensure_future(session.wait_exit()),
+        ]
         idle_after = self.ctx.config().settings.supervisor.idle_swap_after
-        timeout = idle_after if (session is not None and idle_after > 0) else None
+        timeout = idle_after if idle_after > 0 else None
         try:
             done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waits:
                 w.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
-        if session is not None and session is self.session:
+        if session is self.session:
             if session.process.returncode is not None:
                 async with self._lock:
                     await self._crashed("agent exited while idle")
             elif not done and self.candidate().evictable:
                 async with self._lock:
                     await self._swap_out(f"idle for {idle_after:g} s")
+        return True
 
     def stop(self) -> None:
         self._stopping = True
@@ -234,42 +243,47 @@ class TaskRunner:
                 return
             if self.inbox.state.settled(message.id):
                 return  # acked as recovered by the restore
-            session = self.session
-            assert session is not None
-            record = self.ctx.store.get(self.task_id)
-            assert record is not None and record.session_id is not None
-            if record.phase in (TaskPhase.PENDING, TaskPhase.WAITING):
-                self.ctx.store.set_phase(self.task_id, TaskPhase.ACTIVE)
-            self.inbox.mark_sent(message.id, record.epoch)
-            crash_point("deliver.after_sent")
-            self._set_phase(SessionPhase.BUSY)
-            self._turn_text = []
-            blocks = _with_header(message)
-            if self._preamble_due:
-                blocks.extend(self._preamble(session))
-                self._preamble_due = False
-            try:
-                stop = await session.prompt(
-                    record.session_id,
-                    blocks,
-                    {"messageId": message.id, "from": message.sender},
-                )
-            except AgentRequestFailed as e:
-                self.inbox.ack(message.id, "error", error=str(e))
-                self._set_phase(SessionPhase.IDLE)
-                self._turn_ended("error", str(e))
-                return
-            except AgentClosed:
-                return
-            except AgentBroken as e:
-                await self._crashed(str(e))
-                return
-            self.ctx.stats.turns += 1
-            crash_point("deliver.before_ack")
-            self.inbox.ack(message.id, stop)
-            self.last_used = time.monotonic()
+            await self._send(message)
+
+    async def _send(self, message: Message) -> bool:
+        """One turn on the live session (the lock is held); False if the session is gone."""
+        session = self.session
+        assert session is not None
+        record = self.ctx.store.get(self.task_id)
+        assert record is not None and record.session_id is not None
+        if record.phase in (TaskPhase.PENDING, TaskPhase.WAITING):
+            self.ctx.store.set_phase(self.task_id, TaskPhase.ACTIVE)
+        self.inbox.mark_sent(message.id, record.epoch)
+        crash_point("deliver.after_sent")
+        self._set_phase(SessionPhase.BUSY)
+        self._turn_text = []
+        blocks = _with_header(message)
+        if self._preamble_due:
+            blocks.extend(self._preamble(session))
+            self._preamble_due = False
+        try:
+            stop = await session.prompt(
+                record.session_id,
+                blocks,
+                {"messageId": message.id, "from": message.sender},
+            )
+        except AgentRequestFailed as e:
+            self.inbox.ack(message.id, "error", error=str(e))
             self._set_phase(SessionPhase.IDLE)
-            self._turn_ended(stop, None)
+            self._turn_ended("error", str(e))
+            return True
+        except AgentClosed:
+            return False
+        except AgentBroken as e:
+            await self._crashed(str(e))
+            return False
+        self.ctx.stats.turns += 1
+        crash_point("deliver.before_ack")
+        self.inbox.ack(message.id, stop)
+        self.last_used = time.monotonic()
+        self._set_phase(SessionPhase.IDLE)
+        self._turn_ended(stop, None)
+        return True
 
     def _turn_ended(self, stop: str, error: str | None) -> None:
         record = self.ctx.store.get(self.task_id)
@@ -290,6 +304,7 @@ class TaskRunner:
         """A live session, restoring or starting one; False if the task cannot go on now."""
         if self.session is not None and self.phase.live:
             return True
+        self.ctx.stats.touch()  # stats.json shows the queue while we wait in it
         wait = await self.ctx.pool.acquire(self)
         store = self.ctx.store
         record = store.get(self.task_id)
@@ -364,7 +379,8 @@ class TaskRunner:
         if in_doubt:
             seen = _user_texts(replay)
             for message in in_doubt:
-                if header_marker(message.id) in seen:
+                marker = header_marker(message.id)
+                if any(text.lstrip().startswith(marker) for text in seen):
                     self.inbox.ack(message.id, "recovered")
                     session.transcript.note("in-doubt-recovered", message=message.id)
                 else:
@@ -382,17 +398,16 @@ class TaskRunner:
             self.ctx.store.update(self.task_id, last_load=LoadOutcome.FRESH_WITH_CONTEXT)
             self._set_phase(SessionPhase.IDLE)
             context = _transcript_context(self.paths.transcript)
-            if context:
-                self.inbox.accept(
-                    [
-                        MessageDrop(
-                            id=f"context-{self.task_id}-{int(time.time())}",
-                            sender="supervisor",
-                            content=[{"type": "text", "text": context}],
-                        )
-                    ]
-                )
-            return True
+            if not context:
+                return True
+            drop = MessageDrop(
+                id=f"context-{self.task_id}-{int(time.time())}",
+                sender="supervisor",
+                content=[{"type": "text", "text": context}],
+            )
+            self.inbox.accept([drop])
+            # The context goes first: the messages already waiting follow it.
+            return await self._send(self.inbox.state.messages[drop.id])
         await self._swap_out("load failed")
         self.ctx.store.set_phase(
             self.task_id, TaskPhase.FAILED, error=reason, finished_by="supervisor"
@@ -502,13 +517,14 @@ def _with_header(message: Message) -> list[dict[str, Any]]:
     return blocks
 
 
-def _user_texts(replay: list[dict[str, Any]]) -> str:
-    parts: list[str] = []
+def _user_texts(replay: list[dict[str, Any]]) -> list[str]:
+    """The text of every replayed user message chunk; a prompt's header opens its first one."""
+    texts: list[str] = []
     for params in replay:
         update = params.get("update") or {}
         if update.get("sessionUpdate") == "user_message_chunk":
-            parts.append(update_text(update))
-    return "\n".join(parts)
+            texts.append(update_text(update))
+    return texts
 
 
 def _transcript_context(path: Path) -> str:

@@ -37,6 +37,7 @@ from meta_harness.domain.drops import Control, MessageDrop
 from meta_harness.domain.events import EventType
 from meta_harness.domain.permissions import RequestStatus
 from meta_harness.domain.phases import TaskPhase
+from meta_harness.domain.transcript import redact_mcp_servers
 from meta_harness.runtime.ingest import Ingest, IngestResult
 from meta_harness.runtime.launch import WORKSPACE_MARKER
 from meta_harness.runtime.pool import Pool
@@ -51,7 +52,8 @@ SWEEP_TERM_GRACE = 2.0  # leftover agents of a killed supervisor get this long a
 
 
 Service = Callable[["Supervisor"], Coroutine[Any, Any, None]]
-McpEntries = Callable[[str, AgentSession], list[dict[str, Any]]]
+# Per task: the ACP `mcpServers` entries, and warnings about servers left out.
+McpEntries = Callable[[str, AgentSession], tuple[list[dict[str, Any]], list[str]]]
 
 
 class Supervisor:
@@ -289,9 +291,19 @@ class Supervisor:
             self.ensure_runner(parent.id)
 
     def mcp_servers(self, task_id: str, session: AgentSession) -> list[dict[str, Any]]:
-        """The MCP servers handed to a task's agent on new/load/resume (also in mcp.json)."""
-        servers = self._mcp_entries(task_id, session) if self._mcp_entries else []
-        atomic_write(self.workspace.task(task_id).mcp_config, orjson.dumps(servers) + b"\n")
+        """The MCP servers handed to a task's agent on new/load/resume.
+
+        Also written to `mcp.json` with header and env values redacted; each server left
+        out (the agent cannot use its transport) is a warning event and transcript note.
+        """
+        servers, warnings = self._mcp_entries(task_id, session) if self._mcp_entries else ([], [])
+        for warning in warnings:
+            self.events.emit(EventType.WARNING, task_id, message=warning)
+            session.transcript.note("mcp-warning", message=warning)
+        atomic_write(
+            self.workspace.task(task_id).mcp_config,
+            orjson.dumps(redact_mcp_servers(servers), option=orjson.OPT_INDENT_2) + b"\n",
+        )
         return servers
 
     # -- main ------------------------------------------------------------------------------------
@@ -360,11 +372,14 @@ class Supervisor:
             self.events.emit(EventType.SUPERVISOR, None, status="started", pid=os.getpid())
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
+                # Watch first, then scan: awatch registers its watches in its first step,
+                # so a drop made after boot raises an event or is found by the scan.
+                tg.create_task(self._watch(), name="watcher")
+                await asyncio.sleep(0)
                 self.handle(self.ingest.scan_all())
                 for task_id, record in self.store.records.items():
                     if self.store.inbox(task_id).state.next_pending() is not None:
                         self.ensure_runner(task_id)
-                tg.create_task(self._watch(), name="watcher")
                 tg.create_task(self._watch_config(), name="config-watcher")
                 tg.create_task(self._retry_loop(), name="settle-timer")
                 tg.create_task(self._publish_stats(), name="stats")

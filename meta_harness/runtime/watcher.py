@@ -4,11 +4,14 @@ watchfiles' defaults (step 50 ms, debounce 1600 ms) add ~200 ms before a batch i
 yielded; we use a 1 ms step so a single drop is seen within a few milliseconds while a
 burst still arrives in batches (capped by `WATCH_DEBOUNCE_MS`). Only creations and
 modifications in `inbox/`, `tasks/*/inbox/` and `tasks/*/permissions/` pass the filter.
+A new task directory is listed once it appears: files written into it before the watch
+on it was in place raised no event of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,6 +35,24 @@ def _interesting(workspace: Workspace, path: Path) -> bool:
     return parent.parent.parent == workspace.tasks_dir and parent.name in ("inbox", "permissions")
 
 
+def _already_inside(workspace: Workspace, path: Path) -> list[Path]:
+    """The files in a task directory (or its inbox/permissions) that has just appeared."""
+    if path.parent == workspace.tasks_dir:
+        dirs = [path / "inbox", path / "permissions"]
+    elif path.parent.parent == workspace.tasks_dir and path.name in ("inbox", "permissions"):
+        dirs = [path]
+    else:
+        return []
+    found: list[Path] = []
+    for directory in dirs:
+        try:
+            names = os.listdir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        found.extend(p for n in names if _interesting(workspace, p := directory / n))
+    return found
+
+
 async def watch_drops(workspace: Workspace, stop: asyncio.Event) -> AsyncIterator[set[Path]]:
     """Batches of paths that may be new drop or answer files, until `stop` is set."""
     workspace.inbox.mkdir(parents=True, exist_ok=True)
@@ -53,6 +74,8 @@ async def watch_drops(workspace: Workspace, stop: asyncio.Event) -> AsyncIterato
             path = Path(raw)
             if _interesting(workspace, path):
                 batch.add(path)
+            elif change is Change.added:
+                batch.update(_already_inside(workspace, path))
         if batch:
             yield batch
 

@@ -127,7 +127,7 @@ def test_a_durable_append_is_fsynced_and_reads_back(
 
     monkeypatch.setattr(os, "fdatasync", counting)
     log = tmp_path / "log.jsonl"
-    records = [{"op": "msg", "id": f"m{i}", "text": "é\n\"quoted\""} for i in range(3)]
+    records = [{"op": "msg", "id": f"m{i}", "text": 'é\n"quoted"'} for i in range(3)]
     writer = JsonlWriter.open(log)
     try:
         written = writer.append(records, durable=True)
@@ -138,7 +138,9 @@ def test_a_durable_append_is_fsynced_and_reads_back(
     assert read_records(log) == records
 
 
-def test_a_non_durable_append_does_not_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_non_durable_append_does_not_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     synced: list[int] = []
     monkeypatch.setattr(os, "fdatasync", synced.append)
     writer = JsonlWriter.open(tmp_path / "log.jsonl")

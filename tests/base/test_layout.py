@@ -67,8 +67,20 @@ def test_a_safe_message_id_is_returned_unchanged(value: str) -> None:
 @pytest.mark.parametrize(
     "value",
     ["", "a/b", "../x", "..", ".x", "x" * 201, "é", "a\0", "a\n", "abc\n", "a b", 3],
-    ids=["empty", "slash", "dotdot-path", "dotdot", "leading-dot", "too-long", "unicode",
-         "nul", "newline", "trailing-newline", "space", "not-a-string"],
+    ids=[
+        "empty",
+        "slash",
+        "dotdot-path",
+        "dotdot",
+        "leading-dot",
+        "too-long",
+        "unicode",
+        "nul",
+        "newline",
+        "trailing-newline",
+        "space",
+        "not-a-string",
+    ],
 )
 def test_an_unsafe_message_id_raises_invalid_id(value: object) -> None:
     with pytest.raises(InvalidId):

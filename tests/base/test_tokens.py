@@ -54,8 +54,20 @@ def flip_last(token: str) -> str:
         lambda t: "../../etc." + t.rpartition(".")[2],
         lambda t: "\0." + t.rpartition(".")[2],
     ],
-    ids=["flipped", "shortened", "lengthened", "upper-case", "mac-removed", "no-separator",
-         "unicode-appended", "unicode-inside", "empty", "only-dot", "path-id", "nul-id"],
+    ids=[
+        "flipped",
+        "shortened",
+        "lengthened",
+        "upper-case",
+        "mac-removed",
+        "no-separator",
+        "unicode-appended",
+        "unicode-inside",
+        "empty",
+        "only-dot",
+        "path-id",
+        "nul-id",
+    ],
 )
 def test_a_tampered_token_is_refused_without_raising(tamper: object) -> None:
     token = task_token(SECRET, "t1")

@@ -26,7 +26,6 @@ logger = logging.getLogger(__name__)
 
 HOLD_LIMIT = 60.0  # a held stream gives up after this long, so a forgotten gate cannot hang a test
 DEFAULT_TEXT = "Mock reply."
-MOCK_CONTEXT_WINDOW = 200_000
 
 
 class Api(StrEnum):
@@ -105,7 +104,9 @@ class Text:
 
     text: str
     chunks: int = 1
-    hold: threading.Event | None = None  # when set: stream one chunk, wait for it, then the rest
+    # Given: stream the first chunk, then wait (at most HOLD_LIMIT) for the event before the
+    # rest; lets a test cancel a turn mid-stream without sleeping.
+    hold: threading.Event | None = None
 
     @classmethod
     def long(cls, chunks: int, piece: str = "lorem ipsum ") -> Text:
@@ -148,7 +149,13 @@ class HttpError:
 
     status: int
     message: str = "mock error"
-    error_type: str = "api_error"
+    error_type: str = ""  # empty: derived from the status, as the real APIs do
+
+    def kind(self) -> str:
+        if self.error_type:
+            return self.error_type
+        known = {400: "invalid_request_error", 401: "authentication_error", 429: "rate_limit_error"}
+        return known.get(self.status, "overloaded_error" if self.status == 529 else "api_error")
 
 
 Reply = Text | ToolCall | HttpError
@@ -513,8 +520,8 @@ def openai_events(reply: Text | ToolCall, turn: Turn, ids: _Ids) -> Iterator[dic
 
 def error_body(api: Api, error: HttpError) -> dict[str, Any]:
     if api is Api.ANTHROPIC:
-        return {"type": "error", "error": {"type": error.error_type, "message": error.message}}
-    return {"error": {"message": error.message, "type": error.error_type, "code": None}}
+        return {"type": "error", "error": {"type": error.kind(), "message": error.message}}
+    return {"error": {"message": error.message, "type": error.kind(), "code": None}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -589,16 +596,18 @@ class MockLLM:
     # --- used by the handler ---
 
     def _choose(self, turn: Turn) -> tuple[str, Reply]:
+        """The first rule that matches and has fires left answers; otherwise the default."""
         with self._lock:
+            chosen: tuple[str, Rule] | None = None
             for index, rule in enumerate(self._rules):
                 limit_hit = rule.times is not None and self._fired[index] >= rule.times
                 if not limit_hit and rule.matches(turn):
                     self._fired[index] += 1
-                    chosen = rule
+                    chosen = (rule.name or f"rule{index}", rule)
                     break
-            else:
-                return "default", Text(self.default_text)
-        return chosen.name or f"rule{index}", chosen.reply_for(turn)
+        if chosen is None:
+            return "default", Text(self.default_text)
+        return chosen[0], chosen[1].reply_for(turn)
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:

@@ -73,7 +73,7 @@ INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-agents"
 
 INSTALL_TIMEOUT = 600.0  # two npm installs (~300 MB) take 10-30 s; a slow mirror gets room
 NPM_VIEW_TIMEOUT = 60.0  # one registry metadata lookup; failing it means npm is unreachable
-AGENT_STOP_GRACE = 2.0  # agents flush session files on stdin EOF before we signal them
+AGENT_STOP_GRACE = 2.0  # room to exit on stdin EOF (claude and codex never do: SIGTERM follows)
 GROUP_EXIT_WAIT = 5.0  # after SIGKILL, a process group empties within milliseconds
 UPDATE_WAIT = 60.0  # a real agent's slowest step (claude session/load) takes ~5 s
 SAVE_WAIT = 10.0  # claude-agent-acp appends its session file 10-150 ms after a prompt returns
@@ -147,7 +147,8 @@ def _npm_reachable() -> str | None:
         except subprocess.TimeoutExpired:
             return f"`npm view {spec}` timed out after {NPM_VIEW_TIMEOUT:.0f} s"
         if done.returncode != 0:
-            return f"`npm view {spec}` failed: {done.stderr.strip()[-400:]}"
+            errors = [ln for ln in done.stderr.splitlines() if ln.startswith("npm error")]
+            return f"`npm view {spec}` failed: {'; '.join(errors[:2]) or done.returncode}"
     return None
 
 
@@ -230,8 +231,9 @@ def claude_launch(
         "DISABLE_ERROR_REPORTING": "1",
     }
     if os.geteuid() == 0:
-        # Claude Code refuses bypass-capable modes as root unless told it is sandboxed; without
-        # this session/new fails with -32603 "Query closed before response received".
+        # Claude Code refuses to skip permissions as root unless told it runs in a sandbox. Seen
+        # elsewhere: session/new failing with -32603 "Query closed before response received";
+        # here (fresh HOME) it only hides the bypassPermissions mode. Harmless either way.
         env["IS_SANDBOX"] = "1"
     return AgentLaunch("claude", (node, str(agents.claude_entry)), env, work)
 
@@ -298,10 +300,10 @@ class RunningAgent:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 await asyncio.wait_for(self.process.wait(), AGENT_STOP_GRACE)
+                break
             except TimeoutError:
-                logger.warning(
-                    "agent %s (pid %d) still alive: %s", self.launch.name, self.pgid, sig
-                )
+                log = logger.info if sig is signal.SIGTERM else logger.warning
+                log("agent %s (pgid %d) alive: %s", self.launch.name, self.pgid, sig.name)
             _signal_group(self.pgid, sig)
         await self.process.wait()
         await wait_group_empty(self.pgid)

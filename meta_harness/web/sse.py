@@ -1,0 +1,208 @@
+"""Live SSE streams of a task's transcript and of workspace events, resumable exactly.
+
+An event's id is a cursor of byte offsets, one per followed file, each just past the
+last record sent from it: `t:<offset>,e:<offset>` on a task stream (transcript,
+events.jsonl), `e:<offset>` on the events stream. A reconnect with `Last-Event-ID` (or
+`?last_event_id=`, for a fresh EventSource) resumes at those offsets, so no record is
+missed or sent twice. An id-only message moves the cursor past records a stream
+filtered out. Files are followed with the shared watcher (`follow.Hub`), never polled.
+Event `transcript` and `event` carry `{"offset": <record start>, "record": {...}}`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+
+from meta_harness.base.errors import MetaHarnessError, NotFound, UsageError
+from meta_harness.base.layout import validate_task_id
+from meta_harness.web.follow import Hub, check_boundary, read_window, tail_start
+from meta_harness.web.state import WebState
+
+PING_SECONDS = 15  # keeps proxies from closing an idle stream
+SEND_TIMEOUT = 30.0  # a client that reads nothing for this long is dropped
+RETRY_MS = 1000  # how soon a browser reconnects after a dropped connection
+
+KEYS = {"t": "transcript", "e": "events"}
+
+
+class ServiceUnavailable(MetaHarnessError):
+    http_status = 503
+
+
+@dataclass(frozen=True)
+class Source:
+    """One followed file: its cursor key, the SSE event name, and which records to send."""
+
+    key: str
+    path: Path
+    event: str
+    keep: Callable[[dict[str, Any]], bool]
+
+
+def parse_cursor(value: str | None, keys: tuple[str, ...]) -> dict[str, int]:
+    """`t:12,e:34` -> {"t": 12, "e": 34}. A missing key means "not given"."""
+    out: dict[str, int] = {}
+    if not value:
+        return out
+    for part in value.split(","):
+        key, sep, number = part.strip().partition(":")
+        if not sep or key not in keys or not number.isdigit() or key in out:
+            raise UsageError(
+                f"bad event id {value!r}: expected "
+                + ",".join(f"{k}:<byte offset>" for k in keys)
+            )
+        out[key] = int(number)
+    return out
+
+
+def format_cursor(offsets: dict[str, int], keys: tuple[str, ...]) -> str:
+    return ",".join(f"{k}:{offsets[k]}" for k in keys)
+
+
+def start_offsets(
+    request: Request, sources: list[Source], tail: int | None
+) -> dict[str, int]:
+    """Where each file starts: the client's cursor, else the last `tail` bytes, else 0."""
+    keys = tuple(s.key for s in sources)
+    given = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    cursor = parse_cursor(given, keys)
+    offsets: dict[str, int] = {}
+    for source in sources:
+        if source.key in cursor:
+            offsets[source.key] = check_boundary(source.path, cursor[source.key], KEYS[source.key])
+        elif tail is not None:
+            offsets[source.key] = tail_start(source.path, tail)
+        else:
+            offsets[source.key] = 0
+    return offsets
+
+
+def _batch(
+    sources: list[Source], offsets: dict[str, int]
+) -> tuple[list[tuple[float, int, str, int, int, dict[str, Any]]], dict[str, int], bool]:
+    """New records of every source (merged by time), the offsets after them, and whether
+    a source has more to read right away (a long log is read window by window)."""
+    streams: list[list[tuple[float, int, str, int, int, dict[str, Any]]]] = []
+    after = dict(offsets)
+    more = False
+    for rank, source in enumerate(sources):
+        records, nxt = read_window(source.path, offsets[source.key])
+        items = []
+        for i, (start, record) in enumerate(records):
+            end = records[i + 1][0] if i + 1 < len(records) else nxt
+            if source.keep(record):
+                ts = record.get("ts")
+                items.append(
+                    (ts if isinstance(ts, float | int) else 0.0, rank, source.key, start, end, record)
+                )
+        if nxt != offsets[source.key]:
+            more = True
+        after[source.key] = nxt
+        streams.append(items)
+    return list(heapq.merge(*streams, key=lambda item: (item[0], item[1]))), after, more
+
+
+async def _events(
+    hub: Hub, sources: list[Source], offsets: dict[str, int]
+) -> AsyncIterator[ServerSentEvent]:
+    keys = tuple(s.key for s in sources)
+    names = {s.key: s.event for s in sources}
+    async with hub.subscribe([s.path for s in sources]) as sub:
+        yield ServerSentEvent(retry=RETRY_MS)
+        while True:
+            sub.clear()
+            items, after, more = _batch(sources, offsets)
+            sent = dict(offsets)
+            for _, _, key, start, end, record in items:
+                sent[key] = end
+                yield ServerSentEvent(
+                    orjson.dumps({"offset": start, "record": record}).decode(),
+                    event=names[key],
+                    id=format_cursor(sent, keys),
+                )
+            if after != sent:  # records filtered out: move the client's cursor past them
+                yield ServerSentEvent(id=format_cursor(after, keys))
+            offsets = after
+            if more:
+                continue  # a window was full or the file grew: read again before waiting
+            if not await sub.wait():
+                return
+
+
+class _Stream(EventSourceResponse):
+    """An EventSourceResponse that ends when the web app closes.
+
+    sse-starlette (3.7) watches uvicorn's exit signal with a polling task of its own; the
+    supervisor owns signals here, so the stream waits on the hub's closing event instead.
+    """
+
+    def __init__(self, content: AsyncIterator[ServerSentEvent], hub: Hub) -> None:
+        super().__init__(content, ping=PING_SECONDS, send_timeout=SEND_TIMEOUT)
+        self._hub = hub
+
+    async def _listen_for_exit_signal_with_grace(self) -> None:
+        await self._hub.closing.wait()
+
+
+def stream(hub: Hub, sources: list[Source], offsets: dict[str, int]) -> EventSourceResponse:
+    if hub.subscribers >= hub.max_subscribers:
+        raise ServiceUnavailable(f"too many open streams ({hub.max_subscribers}); retry later")
+    return _Stream(_events(hub, sources, offsets), hub)
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+def _tail(request: Request) -> int | None:
+    raw = request.query_params.get("tail")
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise UsageError(f"query parameter 'tail' must be a byte count, not {raw!r}")
+    return int(raw)
+
+
+def _all(_: dict[str, Any]) -> bool:
+    return True
+
+
+async def task_stream(request: Request) -> EventSourceResponse:
+    """`GET /api/tasks/{task_id}/stream?events=task|all|none&tail=&last_event_id=`."""
+    web: WebState = request.app.state.web
+    task_id = request.path_params["task_id"]
+    paths = web.workspace.task(task_id)
+    if web.index.get(task_id) is None:
+        raise NotFound(f"no task {task_id!r} in this workspace")
+    scope = request.query_params.get("events", "task")
+    sources = [Source("t", paths.transcript, "transcript", _all)]
+    if scope == "task":
+        sources.append(Source("e", web.workspace.events_file, "event", _of_task(task_id)))
+    elif scope == "all":
+        sources.append(Source("e", web.workspace.events_file, "event", _all))
+    elif scope != "none":
+        raise UsageError("query parameter 'events' must be 'task', 'all' or 'none'")
+    return stream(web.hub, sources, start_offsets(request, sources, _tail(request)))
+
+
+async def events_stream(request: Request) -> EventSourceResponse:
+    """`GET /api/events?task=&tail=&last_event_id=`: workspace events, optionally of one task."""
+    web: WebState = request.app.state.web
+    task_id = request.query_params.get("task")
+    keep = _all if task_id is None else _of_task(validate_task_id(task_id))
+    sources = [Source("e", web.workspace.events_file, "event", keep)]
+    return stream(web.hub, sources, start_offsets(request, sources, _tail(request)))
+
+
+def _of_task(task_id: str) -> Callable[[dict[str, Any]], bool]:
+    def keep(record: dict[str, Any]) -> bool:
+        return record.get("task") == task_id
+
+    return keep

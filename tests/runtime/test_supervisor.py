@@ -1,0 +1,76 @@
+"""The supervisor as a real process: one per workspace, clean stop, leftovers swept at boot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.procs import (
+    MARKER,
+    WAIT,
+    Procs,
+    agent_pids,
+    all_acked,
+    drop_task,
+    events,
+    pid_gone,
+    wait_for,
+)
+
+EX_TEMPFAIL = 75  # WorkspaceLocked.exit_code
+
+
+def test_a_second_supervisor_on_the_same_workspace_refuses_and_names_the_holder(
+    procs: Procs, workspace: Path
+) -> None:
+    first = procs.start_supervisor()
+
+    second = procs.start_supervisor(wait=False)
+    code = second.wait()
+
+    assert code == EX_TEMPFAIL, second.output()
+    assert f"pid {first.pid}" in second.output()
+    assert first.popen.poll() is None  # the holder is untouched
+
+
+def test_sigterm_stops_cleanly_ending_agents_and_swapping_sessions_out(
+    procs: Procs, workspace: Path
+) -> None:
+    supervisor = procs.start_supervisor()
+    drop_task(workspace, "t1", "hello")
+    drop_task(workspace, "t2", "hello too")
+    wait_for(
+        lambda: (
+            all_acked(workspace, "t1", ["prompt-t1"]) and all_acked(workspace, "t2", ["prompt-t2"])
+        ),
+        watch_dir=workspace,
+        what="both first prompts acked",
+    )
+    agents = agent_pids(workspace, "t1") + agent_pids(workspace, "t2")
+    assert len(agents) == 2
+
+    supervisor.terminate()
+
+    assert supervisor.wait() == 0, supervisor.output()
+    assert all(pid_gone(pid) for pid in agents)
+    assert not (workspace / ".meta-harness" / "supervisor.json").exists()
+    log = events(workspace)
+    assert [e["status"] for e in log if e["type"] == "supervisor"][-2:] == ["stopping", "stopped"]
+    for task_id in ("t1", "t2"):
+        phases = [e["to"] for e in log if e["type"] == "session.phase" and e.get("task") == task_id]
+        assert phases[-1] == "swapped", phases
+
+
+def test_leftover_processes_of_the_workspace_are_swept_at_boot(
+    procs: Procs, workspace: Path
+) -> None:
+    leftover = procs.spawn(["sleep", "600"], env={MARKER: str(workspace)})
+    stranger = procs.spawn(["sleep", "600"], env={MARKER: str(workspace) + "-other"})
+
+    procs.start_supervisor()
+
+    assert leftover.wait(WAIT) is not None
+    assert stranger.poll() is None  # another workspace's processes are not ours to end
+    swept = [e for e in events(workspace) if e["type"] == "warning" and "swept" in e["message"]]
+    assert len(swept) == 1, swept
+    stranger.kill()
+    stranger.wait(WAIT)
