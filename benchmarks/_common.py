@@ -133,7 +133,9 @@ class Follower:
         records, self.offset = read_from(self.path, self.offset)
         return [r for _, r in records]
 
-    def wait_for(self, op: str, message_id: str, timeout: float = MESSAGE_TIMEOUT) -> dict[str, Any]:
+    def wait_for(
+        self, op: str, message_id: str, timeout: float = MESSAGE_TIMEOUT
+    ) -> dict[str, Any]:
         """The first record with this `op` and `id` (polling the file)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -241,13 +243,15 @@ class SupervisorProcess:
 
 def _running(proc: psutil.Process) -> bool:
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 
 
 @contextlib.contextmanager
-def running_supervisor(ws: Workspace, env: dict[str, str], log: Path) -> Iterator[SupervisorProcess]:
+def running_supervisor(
+    ws: Workspace, env: dict[str, str], log: Path
+) -> Iterator[SupervisorProcess]:
     sup = SupervisorProcess(ws, env, log)
     try:
         yield sup

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     PYTHON,
     REPO,
     describe,
@@ -40,13 +40,13 @@ from _common import (  # noqa: E402
     wal_times,
     warm_task,
 )
-from acp import PROTOCOL_VERSION, spawn_agent_process  # noqa: E402
-from acp.schema import ClientCapabilities, FileSystemCapabilities, Implementation  # noqa: E402
+from acp import PROTOCOL_VERSION, spawn_agent_process, text_block
+from acp.schema import ClientCapabilities, FileSystemCapabilities, Implementation
 
-from meta_harness.agent.session import AgentSession, LaunchSpec  # noqa: E402
-from meta_harness.base.layout import TaskPaths, Workspace  # noqa: E402
-from meta_harness.domain.drops import MessageDrop, header_line  # noqa: E402
-from meta_harness.runtime.store import TaskInbox  # noqa: E402
+from meta_harness.agent.session import AgentSession, LaunchSpec
+from meta_harness.base.layout import TaskPaths, Workspace
+from meta_harness.domain.drops import MessageDrop, header_line
+from meta_harness.runtime.store import TaskInbox
 
 GOAL_RATIO = 1.1
 WARMUP = 20  # prompts per series before measuring (imports, caches, page faults)
@@ -110,8 +110,9 @@ async def measure(root: Path, prompts: int, with_supervisor: bool) -> None:
         cwd=str(direct_state),
         transport_kwargs={"stderr": subprocess.DEVNULL},
     ) as (conn, _proc):
-        await conn.initialize(protocol_version=PROTOCOL_VERSION, client_capabilities=caps,
-                              client_info=info)
+        await conn.initialize(
+            protocol_version=PROTOCOL_VERSION, client_capabilities=caps, client_info=info
+        )
         direct_sid = (await conn.new_session(cwd=str(direct_state), mcp_servers=[])).session_id
 
         paths = TaskPaths(mh_dir)
@@ -130,20 +131,31 @@ async def measure(root: Path, prompts: int, with_supervisor: bool) -> None:
 
             async def one_direct(i: int) -> float:
                 message_id = f"d-{i}"
+                block = blocks_for(message_id, f"hello {i}")[0]["text"]
                 t0 = time.perf_counter()
-                await conn.prompt(session_id=direct_sid, prompt=blocks_for(message_id, f"hello {i}"),
-                                  messageId=message_id, **{"from": "bench"})
+                await conn.prompt(
+                    session_id=direct_sid,
+                    prompt=[text_block(block)],
+                    messageId=message_id,
+                    **{"from": "bench"},
+                )
                 return (time.perf_counter() - t0) * 1000
 
             async def one_loop(i: int) -> float:
                 message_id = f"m-{i}"
                 text = f"hello {i}"
-                inbox.accept([MessageDrop(id=message_id, sender="bench",
-                                          content=[{"type": "text", "text": text}])])
+                inbox.accept(
+                    [
+                        MessageDrop(
+                            id=message_id, sender="bench", content=[{"type": "text", "text": text}]
+                        )
+                    ]
+                )
                 t0 = time.perf_counter()
                 inbox.mark_sent(message_id, 1)
-                stop = await session.prompt(mh_sid, blocks_for(message_id, text),
-                                            {"messageId": message_id, "from": "bench"})
+                stop = await session.prompt(
+                    mh_sid, blocks_for(message_id, text), {"messageId": message_id, "from": "bench"}
+                )
                 inbox.ack(message_id, stop)
                 return (time.perf_counter() - t0) * 1000
 
@@ -151,8 +163,7 @@ async def measure(root: Path, prompts: int, with_supervisor: bool) -> None:
                 await one_direct(-1 - i)
                 await one_loop(-1 - i)
             if with_supervisor:
-                sup = await with_a_supervisor(root, prompts, one_direct, one_loop,
-                                                  direct, loop_ms)
+                sup = await with_a_supervisor(root, prompts, one_direct, one_loop, direct, loop_ms)
             else:
                 for i in range(prompts):
                     direct.append(await one_direct(i))
@@ -163,8 +174,14 @@ async def measure(root: Path, prompts: int, with_supervisor: bool) -> None:
     report(direct, loop_ms, sup)
 
 
-async def with_a_supervisor(root: Path, prompts: int, one_direct: Any, one_loop: Any,
-                            direct: list[float], loop_ms: list[float]) -> tuple[Path, list[str]]:
+async def with_a_supervisor(
+    root: Path,
+    prompts: int,
+    one_direct: Any,
+    one_loop: Any,
+    direct: list[float],
+    loop_ms: list[float],
+) -> tuple[Path, list[str]]:
     """Interleave: direct, runner loop, one supervisor message (drop, wait for its ack)."""
     ws = make_workspace(root / "sup")
     ids: list[str] = []
@@ -173,8 +190,11 @@ async def with_a_supervisor(root: Path, prompts: int, one_direct: Any, one_loop:
 
         async def one_supervised(i: int) -> None:
             message_id = f"s-{i}"
-            publish(ws.task(TASK).inbox, f"{message_id}.json",
-                    {"id": message_id, "from": "bench", "text": f"hello {i}"})
+            publish(
+                ws.task(TASK).inbox,
+                f"{message_id}.json",
+                {"id": message_id, "from": "bench", "text": f"hello {i}"},
+            )
             await asyncio.to_thread(wal.wait_for, "ack", message_id)
             ids.append(message_id)
 
@@ -193,15 +213,17 @@ async def with_a_supervisor(root: Path, prompts: int, one_direct: Any, one_loop:
     return ws.root, ids
 
 
-def report(
-    direct: list[float], loop_ms: list[float], sup: tuple[Path, list[str]] | None
-) -> None:
+def report(direct: list[float], loop_ms: list[float], sup: tuple[Path, list[str]] | None) -> None:
     rows = [("direct ACP SDK client", direct), ("runner loop, in-process", loop_ms)]
     if sup is not None:
         root, ids = sup
         times = wal_times(Workspace(root), TASK)
-        rows.append(("supervisor WAL sent -> ack",
-                     [(times[("ack", m)] - times[("sent", m)]) * 1000 for m in ids]))
+        rows.append(
+            (
+                "supervisor WAL sent -> ack",
+                [(times[("ack", m)] - times[("sent", m)]) * 1000 for m in ids],
+            )
+        )
     print_rows("prompt round trip, one-line echo to the demo agent", rows)
     base = describe(direct)
     print("ratios to direct (p50 / p95):")
@@ -210,8 +232,10 @@ def report(
         d = describe(values)
         ratio = d["p50"] / base["p50"]
         verdicts.append(f"{name}: {'meets' if ratio <= GOAL_RATIO else 'MISSES'}")
-        print(f"  {name:<30} {ratio:6.3f} / {d['p95'] / base['p95']:6.3f}"
-              f"   (+{d['p50'] - base['p50']:.3f} ms at p50)")
+        print(
+            f"  {name:<30} {ratio:6.3f} / {d['p95'] / base['p95']:6.3f}"
+            f"   (+{d['p50'] - base['p50']:.3f} ms at p50)"
+        )
     print(f"goal: ratio <= {GOAL_RATIO} at p50 -> " + "; ".join(verdicts))
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     PYTHON,
     REPO,
     describe,
@@ -46,10 +46,19 @@ def cli_command() -> list[str]:
     return [str(script)] if script.exists() else [PYTHON, "-m", "meta_harness"]
 
 
-def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[bytes]]:
+def timed(
+    cmd: list[str], cwd: Path, env: dict[str, str]
+) -> tuple[float, subprocess.CompletedProcess[bytes]]:
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, timeout=CLI_TIMEOUT,
-                          stdin=subprocess.DEVNULL, check=False)
+    done = subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        timeout=CLI_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     return (time.perf_counter() - t0) * 1000, done
 
 
@@ -104,8 +113,10 @@ def main() -> None:
     print(f"  WAL acks in the task: {acks} (3 warm-ups + first turn + {runs + 1} sends expected)")
     d = describe(sends)
     verdict = "meets" if d["p50"] <= GOAL_P50_MS else "MISSES"
-    print(f"send --wait: p50 {d['p50']:.1f} ms, p95 {d['p95']:.1f} ms "
-          f"(goal p50 <= {GOAL_P50_MS:g} ms): {verdict} the goal")
+    print(
+        f"send --wait: p50 {d['p50']:.1f} ms, p95 {d['p95']:.1f} ms "
+        f"(goal p50 <= {GOAL_P50_MS:g} ms): {verdict} the goal"
+    )
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ class LaunchSpec:
     epoch: int
     roots: list[Path] = field(default_factory=list)
     on_spawn: Callable[[int], None] | None = None  # told the process group id at once
+    on_exit: Callable[[int], None] | None = None  # told the group id once the group is ended
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class AgentSession:
         self.agent_info: dict[str, Any] = {}
         self._closing = False
         self._closed = False
+        self.on_exit: Callable[[int], None] | None = None
 
     @classmethod
     async def open(cls, spec: LaunchSpec, hooks: ClientHooks) -> AgentSession:
@@ -128,6 +130,7 @@ class AgentSession:
         transport = StdioTransport(process.stdout, process.stdin, transcript)
         conn = connect_to_agent(client, transport)  # type: ignore[arg-type]
         session = cls(process, conn, client, transport, transcript)
+        session.on_exit = spec.on_exit
         try:
             init = await session._call(
                 "initialize",
@@ -252,6 +255,8 @@ class AgentSession:
             with contextlib.suppress(Exception):
                 await self._conn.close()
             code = await self.process.aclose()
+            if self.on_exit is not None:
+                self.on_exit(self.process.pgid)
             self.transcript.note("exit", pid=self.process.pid, code=code, reason=reason)
         finally:
             self.transcript.close()

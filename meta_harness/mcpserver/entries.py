@@ -59,9 +59,7 @@ def _pairs(values: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"name": k, "value": v} for k, v in values.items()]
 
 
-def builtin_entry(
-    url: str, token: str, *, http: bool, python: str, workspace_root: str
-) -> Entry:
+def builtin_entry(url: str, token: str, *, http: bool, python: str, workspace_root: str) -> Entry:
     """The built-in server: over http when the agent can, else through the stdio proxy."""
     if http:
         return {

@@ -89,9 +89,7 @@ def text_payload(sender_id: str, text: str) -> dict[str, Any]:
     return {"from": sender(sender_id), "text": text}
 
 
-def control_payload(
-    control: Control, sent_by: str, *, result: str | None = None
-) -> dict[str, Any]:
+def control_payload(control: Control, sent_by: str, *, result: str | None = None) -> dict[str, Any]:
     payload: dict[str, Any] = {"from": sent_by, "control": control.value}
     if result is not None:
         payload["result"] = result

@@ -152,9 +152,7 @@ class Orchestrator:
     def _caller_record(self, snap: Snapshot, caller: str) -> TaskRecord:
         record = snap.records.get(caller)
         if record is None:
-            raise NotFound(
-                f"your task {caller} has no record in this workspace (was it removed?)"
-            )
+            raise NotFound(f"your task {caller} has no record in this workspace (was it removed?)")
         return record
 
     def _check_access(self, snap: Snapshot, caller: str, task_id: str, *, self_ok: bool) -> None:
@@ -164,16 +162,15 @@ class Orchestrator:
             if self_ok:
                 return
             raise NotYours(f"{task_id} is your own task; this tool acts on your descendants")
-        if snap.exists(task_id):
-            parent: str | None = task_id
-        else:
+        anchor = task_id  # the task whose lineage decides: itself, or a rejected one's parent
+        if not snap.exists(task_id):
             rejected = self.files.rejected_spawn(task_id)
             if rejected is None:
                 raise NotFound(f"no task {task_id!r}; task_list shows the tasks you can act on")
-            parent = rejected[0]
-            if parent == caller:
+            anchor = rejected[0]
+            if anchor == caller:
                 return
-        if parent is not None and snap.is_descendant(parent, caller):
+        if snap.is_descendant(anchor, caller):
             return
         raise NotYours(
             f"task {task_id} is not yours: a task may act only on itself and its descendants"
@@ -211,8 +208,10 @@ class Orchestrator:
             snap = self.files.snapshot()
             parent = self._caller_record(snap, caller)
             if parent.phase.terminal:
-                raise Conflict(f"your task {caller} has already ended ({parent.phase}); "
-                               "an ended task cannot spawn children")
+                raise Conflict(
+                    f"your task {caller} has already ended ({parent.phase}); "
+                    "an ended task cannot spawn children"
+                )
             name = profile or parent.profile
             if name not in config.profiles:
                 known = ", ".join(sorted(config.profiles)) or "none"
@@ -315,9 +314,7 @@ class Orchestrator:
             self._check_access(snap, caller, task_id, self_ok=False)
         record = self._live_target(snap, task_id, "message")
         if record.phase.terminal:
-            raise Conflict(
-                f"task {task_id} has ended ({record.phase}); it cannot receive messages"
-            )
+            raise Conflict(f"task {task_id} has ended ({record.phase}); it cannot receive messages")
         message_id = new_id("m")
         publish.publish_message(
             self.workspace, task_id, message_id, publish.text_payload(caller, text)
@@ -336,7 +333,8 @@ class Orchestrator:
                 phase=status.phase,
                 finished=finished,
                 error=status.error,
-                status=f"never created: {status.error}" if finished
+                status=f"never created: {status.error}"
+                if finished
                 else "not finished yet (queued)",
             )
         if not record.phase.terminal:

@@ -76,11 +76,7 @@ class TaskFiles:
     def snapshot(self) -> Snapshot:
         with self._lock:
             records = self._refresh()
-        queued = {
-            child: parent
-            for parent, child in self.queued_spawns()
-            if child not in records
-        }
+        queued = {child: parent for parent, child in self.queued_spawns() if child not in records}
         return Snapshot(records, queued)
 
     def record(self, task_id: str) -> TaskRecord | None:

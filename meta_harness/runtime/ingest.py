@@ -91,7 +91,7 @@ class Ingest:
         result = IngestResult()
         task_drops: list[Path] = []
         message_drops: dict[str, list[Path]] = {}
-        for path in sorted(set(paths)):
+        for path in sorted(set(paths), key=str):  # str keys: Path.__lt__ is ~5x slower
             kind = self._classify(path)
             if kind is None:
                 continue

@@ -42,7 +42,7 @@ from meta_harness.domain.inbox import Message
 from meta_harness.domain.instructions import Skill, instruction_blocks, parse_skill
 from meta_harness.domain.phases import SessionPhase, TaskPhase, advance_session
 from meta_harness.domain.tasks import LoadOutcome, TaskMode
-from meta_harness.domain.transcript import render, update_text
+from meta_harness.domain.transcript import session_update, update_text
 from meta_harness.runtime.gate import PermissionGate
 from meta_harness.runtime.launch import launch_spec
 from meta_harness.runtime.pool import Pool
@@ -66,6 +66,7 @@ class RunnerContext:
     mcp_servers: Callable[[str, AgentSession], list[dict[str, Any]]]
     stats: Stats
     on_spawn: Callable[[int], None] | None = None
+    on_exit: Callable[[int], None] | None = None
 
 
 class TaskRunner:
@@ -318,6 +319,7 @@ class TaskRunner:
         started = time.monotonic()
         spec = launch_spec(agent, self.profile, self.ctx.workspace, record, epoch)
         spec.on_spawn = self.ctx.on_spawn
+        spec.on_exit = self.ctx.on_exit
         try:
             session = await AgentSession.open(spec, self)
         except AgentStartError as e:
@@ -527,10 +529,37 @@ def _user_texts(replay: list[dict[str, Any]]) -> list[str]:
     return texts
 
 
+def _conversation(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(role, text) turns from transcript records: the prompts we sent and the agent's text.
+
+    Live frames only (a load replay repeats history); consecutive chunks of one side
+    are joined, so the agent reads a conversation rather than protocol frames.
+    """
+    turns: list[tuple[str, str]] = []
+    for record in records:
+        frame = record.get("frame")
+        if record.get("load") or not isinstance(frame, dict):
+            continue
+        if record.get("dir") == "out" and frame.get("method") == "session/prompt":
+            blocks = (frame.get("params") or {}).get("prompt") or []
+            role, text = "user", "\n".join(
+                str(b.get("text", "")) for b in blocks if isinstance(b, dict) and b.get("type") == "text"
+            )
+        elif (update := session_update(record)) and update.get("sessionUpdate") == "agent_message_chunk":
+            role, text = "agent", update_text(update)
+        else:
+            continue
+        if turns and turns[-1][0] == role:
+            turns[-1] = (role, turns[-1][1] + ("\n" if role == "user" else "") + text)
+        else:
+            turns.append((role, text))
+    return turns
+
+
 def _transcript_context(path: Path) -> str:
     """The conversation so far as text, for a fresh session after a failed load."""
-    lines = [line for r in read_records(path) if (line := render(r)) and not line.startswith("--")]
-    text = "\n".join(lines)[-CONTEXT_TAIL_CHARS:]
+    turns = _conversation(read_records(path))
+    text = "\n\n".join(f"{role}: {body.strip()}" for role, body in turns)[-CONTEXT_TAIL_CHARS:]
     if not text:
         return ""
     return (

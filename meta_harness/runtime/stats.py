@@ -42,6 +42,11 @@ class Stats:
     swap_in_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=SWAP_SAMPLES))
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def __post_init__(self) -> None:
+        # A new supervisor publishes at once: readers must not see a dead one's file as
+        # current just because nothing has changed since boot.
+        self.dirty.set()
+
     def touch(self) -> None:
         self.dirty.set()
 

@@ -90,6 +90,7 @@ class Supervisor:
             on_task_ended=self.on_task_ended,
             mcp_servers=self.mcp_servers,
             on_spawn=self._register_group,
+            on_exit=self._unregister_group,
             stats=self.stats,
         )
 
@@ -120,9 +121,16 @@ class Supervisor:
         )
 
     def _register_group(self, pgid: int) -> None:
+        self._tell_reaper(b"+%d\n" % pgid)
+
+    def _unregister_group(self, pgid: int) -> None:
+        """The group is ended: forget it, or a recycled pid could be killed at our death."""
+        self._tell_reaper(b"-%d\n" % pgid)
+
+    def _tell_reaper(self, line: bytes) -> None:
         if self._reaper is not None and self._reaper.stdin is not None:
             with contextlib.suppress(OSError):
-                self._reaper.stdin.write(b"+%d\n" % pgid)
+                self._reaper.stdin.write(line)
                 self._reaper.stdin.flush()
 
     def _stop_reaper(self) -> None:

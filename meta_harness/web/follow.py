@@ -125,7 +125,9 @@ def check_boundary(path: Path, offset: int, what: str) -> int:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        raise UsageError(f"{what} offset {offset} is beyond the end (the file does not exist)") from None
+        raise UsageError(
+            f"{what} offset {offset} is beyond the end (the file does not exist)"
+        ) from None
     try:
         size = os.fstat(fd).st_size
         if offset > size:

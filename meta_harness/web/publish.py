@@ -77,9 +77,7 @@ def submit_task(workspace: Workspace, index: TaskIndex, body: Any) -> dict[str, 
     return {"task": task_id, "message": parsed.message.id, "file": f"inbox/{name}"}
 
 
-def send_message(
-    workspace: Workspace, index: TaskIndex, task_id: str, body: Any
-) -> dict[str, Any]:
+def send_message(workspace: Workspace, index: TaskIndex, task_id: str, body: Any) -> dict[str, Any]:
     """Publish `tasks/<id>/inbox/<msg-id>.json`: a message for a task that has not ended."""
     fields = _object(body, MESSAGE_FIELDS)
     _live_task(index, task_id)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
@@ -56,8 +57,7 @@ def parse_cursor(value: str | None, keys: tuple[str, ...]) -> dict[str, int]:
         key, sep, number = part.strip().partition(":")
         if not sep or key not in keys or not number.isdigit() or key in out:
             raise UsageError(
-                f"bad event id {value!r}: expected "
-                + ",".join(f"{k}:<byte offset>" for k in keys)
+                f"bad event id {value!r}: expected " + ",".join(f"{k}:<byte offset>" for k in keys)
             )
         out[key] = int(number)
     return out
@@ -67,9 +67,7 @@ def format_cursor(offsets: dict[str, int], keys: tuple[str, ...]) -> str:
     return ",".join(f"{k}:{offsets[k]}" for k in keys)
 
 
-def start_offsets(
-    request: Request, sources: list[Source], tail: int | None
-) -> dict[str, int]:
+def start_offsets(request: Request, sources: list[Source], tail: int | None) -> dict[str, int]:
     """Where each file starts: the client's cursor, else the last `tail` bytes, else 0."""
     keys = tuple(s.key for s in sources)
     given = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
@@ -101,7 +99,14 @@ def _batch(
             if source.keep(record):
                 ts = record.get("ts")
                 items.append(
-                    (ts if isinstance(ts, float | int) else 0.0, rank, source.key, start, end, record)
+                    (
+                        ts if isinstance(ts, float | int) else 0.0,
+                        rank,
+                        source.key,
+                        start,
+                        end,
+                        record,
+                    )
                 )
         if nxt != offsets[source.key]:
             more = True
@@ -117,7 +122,7 @@ async def _events(
     names = {s.key: s.event for s in sources}
     async with hub.subscribe([s.path for s in sources]) as sub:
         yield ServerSentEvent(retry=RETRY_MS)
-        while True:
+        while not hub.closing.is_set():
             sub.clear()
             items, after, more = _batch(sources, offsets)
             sent = dict(offsets)
@@ -138,24 +143,26 @@ async def _events(
 
 
 class _Stream(EventSourceResponse):
-    """An EventSourceResponse that ends when the web app closes.
+    """An EventSourceResponse whose body ends by itself when the web app closes.
 
-    sse-starlette (3.7) watches uvicorn's exit signal with a polling task of its own; the
-    supervisor owns signals here, so the stream waits on the hub's closing event instead.
+    sse-starlette (3.7) would watch uvicorn's exit signal with a polling task of its own
+    and cancel the body mid-response; here the supervisor owns the signals, and the event
+    generator returns when the hub closes, so the response completes cleanly.
     """
 
-    def __init__(self, content: AsyncIterator[ServerSentEvent], hub: Hub) -> None:
+    def __init__(self, content: AsyncIterator[ServerSentEvent]) -> None:
         super().__init__(content, ping=PING_SECONDS, send_timeout=SEND_TIMEOUT)
-        self._hub = hub
 
     async def _listen_for_exit_signal_with_grace(self) -> None:
-        await self._hub.closing.wait()
+        await anyio.sleep_forever()
 
 
 def stream(hub: Hub, sources: list[Source], offsets: dict[str, int]) -> EventSourceResponse:
+    if hub.closing.is_set():
+        raise ServiceUnavailable("the server is shutting down")
     if hub.subscribers >= hub.max_subscribers:
         raise ServiceUnavailable(f"too many open streams ({hub.max_subscribers}); retry later")
-    return _Stream(_events(hub, sources, offsets), hub)
+    return _Stream(_events(hub, sources, offsets))
 
 
 # -- routes ------------------------------------------------------------------------------------

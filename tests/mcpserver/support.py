@@ -140,9 +140,7 @@ async def serve_mcp(srv: MCPServer) -> AsyncIterator[str]:
     sock.listen(64)
     port = sock.getsockname()[1]
     server = QuietServer(
-        uvicorn.Config(
-            mcp_app(srv), log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE
-        )
+        uvicorn.Config(mcp_app(srv), log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE)
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve, [sock])
@@ -159,7 +157,7 @@ async def http_client(
 ) -> AsyncIterator[Client]:
     async with (
         httpx2.AsyncClient(headers=headers or {}) as http,
-        Client(streamable_http_client(url, http_client=http), mode=mode) as client,  # type: ignore[arg-type]
+        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
     ):
         yield client
 

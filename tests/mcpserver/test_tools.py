@@ -7,6 +7,8 @@ files are parsed with the supervisor's own drop parser.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -72,7 +74,7 @@ class Caller:
         result = await self.raw(tool, **args)
         assert not result.is_error, text_of(result)
         assert result.structured_content is not None
-        return result.structured_content
+        return dict(result.structured_content)
 
     async def error(self, tool: str, **args: Any) -> str:
         result = await self.raw(tool, **args)
@@ -206,7 +208,14 @@ async def test_task_status_defaults_to_the_caller_and_counts_its_messages(
     make_task(ws, config, "kid", parent="root")
     one = MessageDrop(id="m1", sender="user", content=[{"type": "text", "text": "a"}])
     two = MessageDrop(id="m2", sender="user", content=[{"type": "text", "text": "b"}])
-    _wal(ws, "root", msg_record(one), msg_record(two), sent_record("m1", 1), ack_record("m1", "end_turn"))
+    _wal(
+        ws,
+        "root",
+        msg_record(one),
+        msg_record(two),
+        sent_record("m1", 1),
+        ack_record("m1", "end_turn"),
+    )
 
     status = await as_task("root").ok("task_status")
     assert status["task_id"] == "root"
@@ -395,3 +404,13 @@ async def test_two_tasks_see_and_act_only_on_their_own_trees(
         assert "not yours" in await as_task("bob").error(tool, task_id=a_child)
     assert "not yours" in await as_task("bob").error("task_status", task_id="alice")
     assert "not yours" in await as_task("bob").error("task_send", task_id="alice", text="hi")
+
+
+def test_the_server_imports_neither_the_runtime_nor_the_agent_layer() -> None:
+    code = (
+        "import sys, meta_harness.mcpserver.tools, meta_harness.mcpserver.entries; "
+        "bad = sorted(m for m in sys.modules if m.startswith("
+        "('meta_harness.runtime', 'meta_harness.agent', 'meta_harness.cli', 'acp'))); "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -66,9 +66,10 @@ def test_leftover_processes_of_the_workspace_are_swept_at_boot(
     leftover = procs.spawn(["sleep", "600"], env={MARKER: str(workspace)})
     stranger = procs.spawn(["sleep", "600"], env={MARKER: str(workspace) + "-other"})
 
-    procs.start_supervisor()
+    supervisor = procs.start_supervisor(wait=False)
 
-    assert leftover.wait(WAIT) is not None
+    assert leftover.wait(WAIT) is not None  # reaped here, so the sweep sees it go at once
+    supervisor.wait_started()
     assert stranger.poll() is None  # another workspace's processes are not ours to end
     swept = [e for e in events(workspace) if e["type"] == "warning" and "swept" in e["message"]]
     assert len(swept) == 1, swept

@@ -25,7 +25,7 @@ import orjson
 import psutil
 from watchfiles import watch
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[2]  # the checkout (the package is installed editable)
 WAIT = 30.0  # the bound of every wait: generous for a loaded 2-core CI box, never a sleep
 RECHECK_MS = 250  # a file wait re-checks its condition at least this often (races, pids)
 GONE_TICK = 0.1  # process waits re-check zombies (dead, not yet reaped) this often
@@ -35,7 +35,8 @@ CRASH_ENV = "META_HARNESS_CRASH_AT"
 
 T = TypeVar("T")
 
-# What `meta-harness up` does, minus the CLI: errors become one line and their exit code.
+# What `meta-harness up` does, minus the CLI (used only if the CLI is absent): errors
+# become one line and their exit code.
 BOOT = """
 import logging, sys
 from meta_harness.base.errors import MetaHarnessError
@@ -54,6 +55,13 @@ except MetaHarnessError as e:
     raise SystemExit(e.exit_code) from None
 raise SystemExit(code)
 """
+
+
+def supervisor_argv(ws: Path) -> list[str]:
+    """`meta-harness up WS` in the foreground (the BOOT snippet where the CLI is absent)."""
+    if (REPO / "meta_harness" / "cli" / "main.py").is_file():
+        return [sys.executable, "-m", "meta_harness", "up", str(ws)]
+    return [sys.executable, "-c", BOOT, str(ws)]
 
 
 # -- dropping files --------------------------------------------------------------------------
@@ -364,17 +372,21 @@ class Procs:
         return env
 
     def start_supervisor(self, *, crash_at: str | None = None, wait: bool = True) -> Supervisor:
-        """Start `meta-harness up` on the workspace; with `wait`, until it has booted."""
+        """Start `meta-harness up` on the workspace; with `wait`, until it has booted.
+
+        Output goes to a log file in the scratch dir; `cwd` is the scratch dir too, so
+        the package comes from the install (or PYTHONPATH), never from the cwd.
+        """
         log = self.scratch / f"supervisor-{len(self.supervisors) + 1}.log"
         extra = {CRASH_ENV: crash_at} if crash_at else {}
         with open(log, "wb") as out:
             popen = subprocess.Popen(
-                [sys.executable, "-c", BOOT, str(self.ws)],
+                supervisor_argv(self.ws),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self.env(extra),
-                cwd=REPO,
+                cwd=self.scratch,
                 start_new_session=True,
             )
         self.popens.append(popen)
