@@ -79,11 +79,32 @@ def print_rows(title: str, rows: list[tuple[str, list[float]]], unit: str = "ms"
         )
 
 
-def machine() -> str:
+def fdatasync_probe(directory: Path, count: int = 50) -> float:
+    """Median ms of a 100-byte append + fdatasync here now: how busy the disk is."""
+    path = directory / ".fdatasync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    samples: list[float] = []
+    try:
+        for _ in range(count):
+            t0 = time.perf_counter()
+            os.write(fd, b"x" * 99 + b"\n")
+            os.fdatasync(fd)
+            samples.append((time.perf_counter() - t0) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return statistics.median(samples)
+
+
+def machine(directory: Path | None = None) -> str:
+    """CPUs, Python, date, load average and (given a directory) the fdatasync probe."""
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    probe = ""
+    if directory is not None:
+        probe = f", fdatasync p50 {fdatasync_probe(directory):.2f} ms"
     return (
         f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-        f"{time.strftime('%Y-%m-%d %H:%M')}, load average {load}"
+        f"{time.strftime('%Y-%m-%d %H:%M')}, load average {load}{probe}"
     )
 
 

@@ -127,12 +127,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="mh-bench-") as tmp:
         root = Path(tmp)
+        where = machine(root)
         ws = make_workspace(root)
         with running_supervisor(ws, isolated_env(root), root / "supervisor.log") as sup:
             wal = warm_task(ws, sup, TASK, warmups)
             back = run_series(ws, wal, "b", count, idle=False)
             idle = run_series(ws, wal, "i", count, idle=True)
-        print(f"core latency, {machine()}, {count} messages per series, {warmups} warm-ups")
+        print(f"core latency, {where}, {count} messages per series, {warmups} warm-ups")
         print("t0 = time.time() just before the drop file is published")
         back_ms = report(ws, "back-to-back (next drop right after the ack)", back)
         idle_ms = report(ws, "idle task (next drop after the `waiting` phase event)", idle)

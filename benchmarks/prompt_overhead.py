@@ -246,8 +246,9 @@ def main() -> None:
     parser.add_argument("--no-supervisor", action="store_true", help="skip the real supervisor")
     args = parser.parse_args()
     prompts = args.prompts or (100 if args.quick else 300)
-    print(f"prompt overhead, {machine()}, {prompts} prompts per series, {WARMUP} warm-ups")
     with tempfile.TemporaryDirectory(prefix="mh-bench-") as tmp:
+        where = machine(Path(tmp))
+        print(f"prompt overhead, {where}, {prompts} prompts per series, {WARMUP} warm-ups")
         asyncio.run(measure(Path(tmp), prompts, not args.no_supervisor))
 
 

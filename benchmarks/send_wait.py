@@ -74,7 +74,8 @@ def main() -> None:
     parser.add_argument("--cli", default=None, help="command to run instead of meta-harness")
     args = parser.parse_args()
     runs = args.runs or (10 if args.quick else 20)
-    print(f"send --wait, {machine()}, {runs} runs")
+    with tempfile.TemporaryDirectory(prefix="mh-bench-") as tmp:
+        print(f"send --wait, {machine(Path(tmp))}, {runs} runs")
     if args.cli is None and not (REPO / "meta_harness" / "cli" / "main.py").exists():
         pending("meta_harness/cli/main.py does not exist yet")
     cli = shlex.split(args.cli) if args.cli else cli_command()

@@ -20,6 +20,7 @@ from meta_harness.base.errors import Conflict, MetaHarnessError, TimedOut
 from meta_harness.base.jsonl import end_offset, read_from
 from meta_harness.base.layout import TaskPaths
 from meta_harness.cli.follow import Waker
+from meta_harness.domain.inbox import Op
 from meta_harness.domain.transcript import Direction, session_update, update_text
 
 RECOVERED = "recovered"  # WAL ack stop: a session/load replay showed the agent had the message
@@ -51,6 +52,7 @@ class TurnTracker:
         self.accepted = False  # the supervisor put it in the WAL
         self.attempts = 0  # prompt frames seen (more than one: re-sent after a crash)
         self.reply: Reply | None = None
+        self.ack: dict[str, Any] | None = None  # the WAL's ack record, once seen
         self._text: list[str] = []
 
     def on_transcript(self, record: dict[str, Any]) -> str | None:
@@ -101,14 +103,22 @@ class TurnTracker:
         if self.reply is not None or record.get("id") != self.message_id:
             return
         op = record.get("op")
-        if op == "msg":
+        if op == Op.MSG:
             self.accepted = True
-        elif op == "drop":
-            self.reply = Reply(
-                self.message_id, None, str(record.get("reason", "dropped")), "", dropped=True
-            )
-        elif op == "ack" and record.get("stop") == RECOVERED:
-            self.reply = Reply(self.message_id, RECOVERED, None, "".join(self._text))
+        elif op == Op.DROP:
+            reason = str(record.get("reason", "dropped"))
+            self.reply = Reply(self.message_id, None, reason, "", dropped=True)
+        elif op == Op.ACK:
+            self.ack = record
+
+    def settle_from_ack(self) -> None:
+        """The WAL acked the message but the transcript showed no response (e.g. `recovered`)."""
+        if self.reply is not None or self.ack is None:
+            return
+        stop = str(self.ack.get("stop", ""))
+        error = self.ack.get("error") if stop == "error" else None
+        text = "".join(self._text)
+        self.reply = Reply(self.message_id, None if error else stop, error, text)
 
 
 @dataclass
@@ -140,6 +150,18 @@ class TurnFollower:
 
     def poll(self) -> Reply | None:
         """Read what was appended since the last call; the reply once it is known."""
+        self._read_transcript()
+        if self.tracker.reply is None:
+            records, self.offsets.wal = read_from(self.paths.wal, self.offsets.wal)
+            for _, record in records:
+                self.tracker.on_wal(record)
+            if self.tracker.ack is not None:
+                # the response precedes the ack: read what the transcript got meanwhile
+                self._read_transcript()
+                self.tracker.settle_from_ack()
+        return self.tracker.reply
+
+    def _read_transcript(self) -> None:
         tracker = self.tracker
         records, self.offsets.transcript = read_from(self.paths.transcript, self.offsets.transcript)
         for _, record in records:
@@ -147,11 +169,7 @@ class TurnFollower:
             if text:
                 self.on_text(text)
             if tracker.reply is not None:
-                return tracker.reply
-        records, self.offsets.wal = read_from(self.paths.wal, self.offsets.wal)
-        for _, record in records:
-            tracker.on_wal(record)
-        return tracker.reply
+                return
 
 
 def wait_reply(

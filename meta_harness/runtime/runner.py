@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -86,6 +87,8 @@ class TaskRunner:
         self._turn_text: list[str] = []
         self._stopping = False
         self._preamble_due = False  # a new session's first prompt carries the instructions
+        self._turn: asyncio.Task[str] | None = None  # the running session/prompt
+        self._stop_requested = asyncio.Event()  # cuts a restart backoff short
 
     # -- pool protocol -----------------------------------------------------------------------
 
@@ -198,8 +201,12 @@ class TaskRunner:
         return True
 
     def stop(self) -> None:
+        """End the loop; a running turn (it may run for hours) is abandoned, in doubt."""
         self._stopping = True
+        self._stop_requested.set()
         self.inbox.changed.set()
+        if self._turn is not None:
+            self._turn.cancel()
 
     # -- controls -------------------------------------------------------------------------------
 
@@ -262,12 +269,20 @@ class TaskRunner:
         if self._preamble_due:
             blocks.extend(self._preamble(session))
             self._preamble_due = False
-        try:
-            stop = await session.prompt(
-                record.session_id,
-                blocks,
-                {"messageId": message.id, "from": message.sender},
+        self._turn = asyncio.ensure_future(
+            session.prompt(
+                record.session_id, blocks, {"messageId": message.id, "from": message.sender}
             )
+        )
+        try:
+            stop = await self._turn
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            # stop() abandoned the turn: no ack, so the message stays in doubt and the
+            # next boot's session/load replay decides whether it is sent again.
+            return False
         except AgentRequestFailed as e:
             self.inbox.ack(message.id, "error", error=str(e))
             self._set_phase(SessionPhase.IDLE)
@@ -278,6 +293,8 @@ class TaskRunner:
         except AgentBroken as e:
             await self._crashed(str(e))
             return False
+        finally:
+            self._turn = None
         self.ctx.stats.turns += 1
         crash_point("deliver.before_ack")
         self.inbox.ack(message.id, stop)
@@ -307,6 +324,9 @@ class TaskRunner:
             return True
         self.ctx.stats.touch()  # stats.json shows the queue while we wait in it
         wait = await self.ctx.pool.acquire(self)
+        if self._stopping:  # the slot came free because the supervisor is stopping
+            self.ctx.pool.release(self.task_id)
+            return False
         store = self.ctx.store
         record = store.get(self.task_id)
         assert record is not None
@@ -370,13 +390,13 @@ class TaskRunner:
         caps = session.caps
         if caps.resume and not in_doubt:
             await session.resume_session(record.session_id, self._cwd(), servers)
-            self.ctx.store.update(self.task_id, last_load=LoadOutcome.RESUMED)
+            self._record_load(LoadOutcome.RESUMED)
             session.transcript.note("session-resumed", session_id=record.session_id)
             return
         if not caps.load_session:
             raise SessionLoadFailed("the agent cannot session/load (loadSession is false)")
         replay = await session.load_session(record.session_id, self._cwd(), servers)
-        self.ctx.store.update(self.task_id, last_load=LoadOutcome.LOADED)
+        self._record_load(LoadOutcome.LOADED)
         session.transcript.note("session-loaded", session_id=record.session_id, replayed=len(replay))
         if in_doubt:
             seen = _user_texts(replay)
@@ -387,6 +407,12 @@ class TaskRunner:
                     session.transcript.note("in-doubt-recovered", message=message.id)
                 else:
                     session.transcript.note("in-doubt-resend", message=message.id)
+
+    def _record_load(self, outcome: LoadOutcome) -> None:
+        """Write `last_load` only when it changes: a swap-in should not cost two fsyncs."""
+        record = self.ctx.store.get(self.task_id)
+        if record is not None and record.last_load is not outcome:
+            self.ctx.store.update(self.task_id, last_load=outcome)
 
     async def _load_failed(self, session: AgentSession, reason: str) -> bool:
         policy = self.profile.on_load_failure
@@ -484,7 +510,8 @@ class TaskRunner:
         self.ctx.store.events.emit(
             EventType.WARNING, self.task_id, message=f"agent failed: {reason}; restarting in {delay:g} s"
         )
-        await asyncio.sleep(delay)
+        with contextlib.suppress(TimeoutError):  # a stop does not wait out the backoff
+            await asyncio.wait_for(self._stop_requested.wait(), delay)
 
     async def _swap_out(self, reason: str) -> None:
         """Close the session and end the process group; the session id stays on disk."""

@@ -308,10 +308,14 @@ class Supervisor:
         for warning in warnings:
             self.events.emit(EventType.WARNING, task_id, message=warning)
             session.transcript.note("mcp-warning", message=warning)
-        atomic_write(
-            self.workspace.task(task_id).mcp_config,
-            orjson.dumps(redact_mcp_servers(servers), option=orjson.OPT_INDENT_2) + b"\n",
-        )
+        path = self.workspace.task(task_id).mcp_config
+        data = orjson.dumps(redact_mcp_servers(servers), option=orjson.OPT_INDENT_2) + b"\n"
+        try:
+            unchanged = path.read_bytes() == data
+        except OSError:
+            unchanged = False
+        if not unchanged:  # every swap-in asks; two fsyncs only when something changed
+            atomic_write(path, data)
         return servers
 
     # -- main ------------------------------------------------------------------------------------

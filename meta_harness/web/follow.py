@@ -16,7 +16,7 @@ import os
 import threading
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import orjson
@@ -35,13 +35,20 @@ WATCH_RUST_TIMEOUT_MS = 1000  # idle wake-ups of the watcher thread (stop is che
 READ_WINDOW = 1 << 20  # bytes read per step while catching up on a long log
 
 
-def read_window(
-    path: Path, offset: int, max_bytes: int = READ_WINDOW
-) -> tuple[list[tuple[int, JsonObject]], int]:
+class Line(NamedTuple):
+    """One complete record of a log: where it starts, its bytes (no newline), its value."""
+
+    start: int
+    raw: bytes
+    record: JsonObject
+
+
+def read_lines(path: Path, offset: int, max_bytes: int = READ_WINDOW) -> tuple[list[Line], int]:
     """Complete records from byte `offset` on (about `max_bytes` of them), and the next offset.
 
-    Each record comes with its start offset. A single line longer than `max_bytes` is read
-    whole. At the end of the file a torn (newline-less) line is left for a later call.
+    A single line longer than `max_bytes` is read whole. At the end of the file a torn
+    (newline-less) line is left for a later call. Blank lines are skipped; so are lines
+    that are not a JSON object, with a warning.
     """
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -57,7 +64,7 @@ def read_window(
             want *= 2  # one line longer than the window: read until its end
     finally:
         os.close(fd)
-    out: list[tuple[int, JsonObject]] = []
+    out: list[Line] = []
     pos = 0
     while pos <= end:
         nl = data.find(b"\n", pos)
@@ -69,9 +76,17 @@ def read_window(
                 logger.warning("%s: skipping a corrupt line at byte %d", path, offset + pos)
             else:
                 if isinstance(value, dict):
-                    out.append((offset + pos, value))
+                    out.append(Line(offset + pos, line, value))
         pos = nl + 1
     return out, offset + max(end + 1, 0)
+
+
+def read_window(
+    path: Path, offset: int, max_bytes: int = READ_WINDOW
+) -> tuple[list[tuple[int, JsonObject]], int]:
+    """`read_lines` as `base.jsonl.read_from` shapes it: (start offset, record) pairs."""
+    lines, nxt = read_lines(path, offset, max_bytes)
+    return [(line.start, line.record) for line in lines], nxt
 
 
 def log_end(path: Path) -> int:

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
 import orjson
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 
 from meta_harness.base.errors import MetaHarnessError, NotFound, UsageError
 from meta_harness.base.layout import validate_task_id
-from meta_harness.web.follow import Hub, check_boundary, read_window, tail_start
+from meta_harness.web.follow import Hub, Line, check_boundary, read_lines, tail_start
 from meta_harness.web.state import WebState
 
 PING_SECONDS = 15  # keeps proxies from closing an idle stream
@@ -83,58 +83,71 @@ def start_offsets(request: Request, sources: list[Source], tail: int | None) -> 
     return offsets
 
 
+@dataclass(frozen=True, order=True)
+class _Item:
+    """One record to send, ordered by time (then by source) when sources are merged."""
+
+    ts: float
+    rank: int
+    key: str = field(compare=False)
+    line: Line = field(compare=False)
+    end: int = field(compare=False)  # offset just past this record: the cursor after it
+
+
 def _batch(
     sources: list[Source], offsets: dict[str, int]
-) -> tuple[list[tuple[float, int, str, int, int, dict[str, Any]]], dict[str, int], bool]:
+) -> tuple[list[_Item], dict[str, int], bool]:
     """New records of every source (merged by time), the offsets after them, and whether
     a source has more to read right away (a long log is read window by window)."""
-    streams: list[list[tuple[float, int, str, int, int, dict[str, Any]]]] = []
+    streams: list[list[_Item]] = []
     after = dict(offsets)
     more = False
     for rank, source in enumerate(sources):
-        records, nxt = read_window(source.path, offsets[source.key])
+        lines, nxt = read_lines(source.path, offsets[source.key])
         items = []
-        for i, (start, record) in enumerate(records):
-            end = records[i + 1][0] if i + 1 < len(records) else nxt
-            if source.keep(record):
-                ts = record.get("ts")
+        for i, line in enumerate(lines):
+            if source.keep(line.record):
+                ts = line.record.get("ts")
+                end = lines[i + 1].start if i + 1 < len(lines) else nxt
                 items.append(
-                    (
-                        ts if isinstance(ts, float | int) else 0.0,
-                        rank,
-                        source.key,
-                        start,
-                        end,
-                        record,
-                    )
+                    _Item(ts if isinstance(ts, float | int) else 0.0, rank, source.key, line, end)
                 )
         if nxt != offsets[source.key]:
             more = True
         after[source.key] = nxt
         streams.append(items)
-    return list(heapq.merge(*streams, key=lambda item: (item[0], item[1]))), after, more
+    return list(heapq.merge(*streams)), after, more
 
 
-async def _events(
-    hub: Hub, sources: list[Source], offsets: dict[str, int]
-) -> AsyncIterator[ServerSentEvent]:
+def _frame(event: str, cursor: str, line: Line) -> bytes:
+    """One SSE event; the record's own bytes are embedded as they are in the file."""
+    raw = line.raw if b"\r" not in line.raw else orjson.dumps(line.record)
+    return b'event: %s\r\nid: %s\r\ndata: {"offset":%d,"record":%s}\r\n\r\n' % (
+        event.encode(),
+        cursor.encode(),
+        line.start,
+        raw,
+    )
+
+
+async def _events(hub: Hub, sources: list[Source], offsets: dict[str, int]) -> AsyncIterator[bytes]:
+    """The stream body: every batch of new records goes out as one chunk (one send)."""
     keys = tuple(s.key for s in sources)
     names = {s.key: s.event for s in sources}
     async with hub.subscribe([s.path for s in sources]) as sub:
-        yield ServerSentEvent(retry=RETRY_MS)
+        yield b"retry: %d\r\n\r\n" % RETRY_MS
         while not hub.closing.is_set():
             sub.clear()
             items, after, more = _batch(sources, offsets)
+            chunk = bytearray()
             sent = dict(offsets)
-            for _, _, key, start, end, record in items:
-                sent[key] = end
-                yield ServerSentEvent(
-                    orjson.dumps({"offset": start, "record": record}).decode(),
-                    event=names[key],
-                    id=format_cursor(sent, keys),
-                )
+            for item in items:
+                sent[item.key] = item.end
+                chunk += _frame(names[item.key], format_cursor(sent, keys), item.line)
             if after != sent:  # records filtered out: move the client's cursor past them
-                yield ServerSentEvent(id=format_cursor(after, keys))
+                chunk += b"id: %s\r\n\r\n" % format_cursor(after, keys).encode()
+            if chunk:
+                yield bytes(chunk)
             offsets = after
             if more:
                 continue  # a window was full or the file grew: read again before waiting
@@ -150,7 +163,7 @@ class _Stream(EventSourceResponse):
     generator returns when the hub closes, so the response completes cleanly.
     """
 
-    def __init__(self, content: AsyncIterator[ServerSentEvent]) -> None:
+    def __init__(self, content: AsyncIterator[bytes]) -> None:
         super().__init__(content, ping=PING_SECONDS, send_timeout=SEND_TIMEOUT)
 
     async def _listen_for_exit_signal_with_grace(self) -> None:

@@ -198,3 +198,21 @@ def test_without_a_supervisor_send_wait_says_so_and_times_out(run: Cli, ws: Work
         "was not accepted in time"
     )
     assert len(list(ws.task(TASK).inbox.iterdir())) == 1  # the message waits as a file
+
+
+def test_an_ack_in_the_wal_ends_the_wait_when_the_transcript_shows_no_response(
+    run: Cli, ws: Workspace, task: Path
+) -> None:
+    def script(mid: str) -> list[bytes | dict[str, Any]]:
+        return [
+            prompt(1, 2, mid),
+            chunk(1, "partial"),
+            {"op": "ack", "id": mid, "ts": 2.0, "stop": "error", "error": "agent went away"},
+        ]
+
+    thread = play(ws, script)
+    result = run("send", TASK, "hi", "--wait", "--timeout", "30")
+    thread.join(5)
+    assert result.exit_code == 1
+    assert result.stdout == "partial\n"
+    assert result.stderr == "error: the agent answered with an error: agent went away\n"

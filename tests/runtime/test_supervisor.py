@@ -8,12 +8,15 @@ from tests.support.procs import (
     MARKER,
     WAIT,
     Procs,
+    acks,
     agent_pids,
     all_acked,
     drop_task,
     events,
     pid_gone,
+    received_ids,
     wait_for,
+    wal,
 )
 
 EX_TEMPFAIL = 75  # WorkspaceLocked.exit_code
@@ -58,6 +61,33 @@ def test_sigterm_stops_cleanly_ending_agents_and_swapping_sessions_out(
     for task_id in ("t1", "t2"):
         phases = [e["to"] for e in log if e["type"] == "session.phase" and e.get("task") == task_id]
         assert phases[-1] == "swapped", phases
+
+
+def test_sigterm_during_a_turn_stops_at_once_and_the_next_boot_recovers_the_message(
+    procs: Procs, workspace: Path
+) -> None:
+    supervisor = procs.start_supervisor()
+    drop_task(workspace, "t1", "/hang")  # a turn that never ends by itself
+    wait_for(
+        lambda: "prompt-t1" in received_ids(workspace, "t1"),
+        watch_dir=workspace,
+        what="the agent to start the turn",
+    )
+    [agent] = agent_pids(workspace, "t1")
+
+    supervisor.terminate()
+
+    assert supervisor.wait() == 0, supervisor.output()
+    assert pid_gone(agent)
+    assert [r["op"] for r in wal(workspace, "t1")] == ["msg", "sent"]  # in doubt, not acked
+    procs.start_supervisor()
+    wait_for(
+        lambda: all_acked(workspace, "t1", ["prompt-t1"]),
+        watch_dir=workspace,
+        what="the in-doubt message settled",
+    )
+    assert [a["stop"] for a in acks(workspace, "t1")["prompt-t1"]] == ["recovered"]
+    assert received_ids(workspace, "t1") == ["prompt-t1"]
 
 
 def test_leftover_processes_of_the_workspace_are_swept_at_boot(

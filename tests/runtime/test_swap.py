@@ -464,6 +464,36 @@ def test_a_supervisor_killed_during_a_restore_delivers_the_message_after_the_rer
     assert received_ids(workspace, "t1") == ["prompt-t1", "m1"]
 
 
+def test_sigterm_ends_a_running_turn_and_the_queue_without_starting_queued_tasks(
+    procs: Procs, workspace: Path
+) -> None:
+    configure(workspace, max_live=1, idle_swap_after=0)
+    first = procs.start_supervisor()
+    drop_task(workspace, "busy", "/hang")  # a turn that never ends by itself
+    until(workspace, lambda: "prompt-busy" in received_ids(workspace, "busy"), "the turn to run")
+    drop_task(workspace, "queued", "hello")
+    until(
+        workspace,
+        lambda: stats(workspace).get("slots", {}).get("queue_depth") == 1,
+        "the second task to queue",
+    )
+
+    first.terminate()
+
+    assert first.wait() == 0, first.output()
+    assert phases(workspace, "busy")[-2:] == ["stopping", "swapped"]
+    assert phases(workspace, "queued") == []  # stopping never starts a queued task
+    assert all(pid_gone(pid) for pid in agent_pids(workspace, "busy"))
+    in_flight = [r["op"] for r in wal(workspace, "busy") if r.get("id") == "prompt-busy"]
+    assert in_flight == ["msg", "sent"]  # cut short: in doubt until the next boot
+
+    procs.start_supervisor()
+    wait_acked(workspace, "queued", "prompt-queued")
+    wait_acked(workspace, "busy", "prompt-busy")
+    assert [r["stop"] for r in acks(workspace, "busy")["prompt-busy"]] == ["recovered"]
+    assert received_ids(workspace, "busy") == ["prompt-busy"]  # not sent twice
+
+
 # -- restores that fail -----------------------------------------------------------------------
 
 

@@ -34,10 +34,12 @@ from tests.support.procs import (
     drop_message,
     events,
     publish,
+    task_record,
+    transcript,
     wait_for,
     wal,
 )
-from tests.support.real_agents import LAUNCHERS, AgentLaunch
+from tests.support.real_agents import LAUNCHERS, AgentLaunch, session_saved
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ TESTSRV_TOKEN = "testsrv-token-51c2"
 BUILTIN_SERVER = "meta-harness"  # the supervisor's MCP server, as handed to every agent
 MCP_STOP_TIMEOUT = 10.0  # uvicorn drains the agents' open MCP streams before its thread ends
 ARRIVAL_WAIT = 60.0  # a held LLM request reaches the mock within one turn of a real agent
+INSTRUCTIONS_MARKER = "agents-md-7d1c"  # in the workspace's AGENTS.md, sent to new sessions
 STEP_WAIT = 60.0  # a turn through the supervisor: claude's session/new or load takes ~1-3 s
 
 # Built-in rules are replaced (lists replace in config layers), so they are repeated here.
@@ -59,11 +62,11 @@ READ_RULES = [
     {"kind": "think", "action": "allow"},
 ]
 # MCP tool calls ask for permission in both agents. Claude names the tool in `_meta`
-# (`mcp__<server>__<tool>`); Codex titles the call "Tool: <server>/<tool>".
+# (`mcp__<server>__<tool>`); Codex titles every such request "Approve MCP tool call" (the
+# server is only in rawInput.server_name), so a rule can only allow all of them at once.
 MCP_RULES = [
     {"tool": "mcp__*", "action": "allow"},
-    {"title": f"Tool: {TESTSRV}/*", "action": "allow"},
-    {"title": f"Tool: {BUILTIN_SERVER}/*", "action": "allow"},
+    {"title": "Approve MCP tool call", "action": "allow"},
 ]
 EDIT_RULES = [{"kind": "edit", "action": "allow"}]
 
@@ -271,6 +274,21 @@ class Rig:
         found: dict[str, Any] = self.wait(pending, f"a pending permission request of {task_id}")
         return found
 
+    def wait_saved(self, session_id: str, *needles: str) -> None:
+        """Until the agent's own session file holds every needle (it may lag the answer)."""
+        agent_state = Path(self.launch.env["HOME"]).parent
+        wait_for(
+            lambda: session_saved(self.launch, session_id, needles),
+            watch_dir=agent_state,
+            what=f"{self.agent} to save {needles} in session {session_id}",
+            timeout=STEP_WAIT,
+        )
+
+    def session_id(self, task_id: str) -> str:
+        record = task_record(self.ws, task_id)
+        assert record is not None and record.get("session_id"), f"{task_id} has no session"
+        return str(record["session_id"])
+
     def requests_for(self, message_id: str) -> list[Turn]:
         """LLM requests whose latest user message carries this message's header."""
         marker = f"id={message_id} "
@@ -331,6 +349,7 @@ def open_rig(agent: str, scratch: Path, *, max_live: int = 8) -> Iterator[Rig]:
     """Mock LLM, test MCP server, workspace and a booted supervisor for `agent`."""
     ws = (scratch / "ws").resolve()
     (ws / "inbox").mkdir(parents=True)
+    (ws / "AGENTS.md").write_text(f"Instructions for every agent ({INSTRUCTIONS_MARKER}).\n")
     with MockLLM() as mock, serve_testsrv() as testsrv:
         launch = LAUNCHERS[agent](mock.url, scratch / "agent")
         (ws / "meta-harness.toml").write_text(
@@ -348,3 +367,32 @@ def open_rig(agent: str, scratch: Path, *, max_live: int = 8) -> Iterator[Rig]:
 
 def texts_in(turns: Sequence[Turn]) -> str:
     return "\n".join(t.history_text() for t in turns)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-agent scripting and transcript readers
+
+WRITE_TOOL = {"claude": "Write", "codex": "apply_patch"}
+
+
+def write_call(agent: str, path: Path, content: str) -> ToolCall:
+    """A call of the agent's own file-writing tool (Claude: Write; Codex: an apply_patch)."""
+    if agent == "claude":
+        return ToolCall("Write", {"file_path": str(path), "content": content})
+    return ToolCall(
+        "apply_patch", f"*** Begin Patch\n*** Add File: {path}\n+{content}\n*** End Patch\n"
+    )
+
+
+def tool_status(ws: Path, task_id: str, tool_call_id: str) -> str | None:
+    """The last status the agent reported for a tool call (transcript frames, live only)."""
+    status = None
+    for record in transcript(ws, task_id):
+        frame = record.get("frame")
+        if record.get("dir") != "in" or record.get("load") or not isinstance(frame, dict):
+            continue
+        update = (frame.get("params") or {}).get("update") or {}
+        is_tool = update.get("sessionUpdate") in ("tool_call", "tool_call_update")
+        if is_tool and update.get("toolCallId") == tool_call_id and update.get("status"):
+            status = str(update["status"])
+    return status

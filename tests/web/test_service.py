@@ -157,7 +157,7 @@ async def test_a_task_submitted_over_http_streams_asks_and_takes_messages(
                     json={"decision": "allow"},
                 )
                 assert answer.status_code == 202
-                await task.until(lambda s: "edited notes.txt" in s.text)
+                await task.until(lambda s: "edited " + str(ws.root / "notes.txt") in s.text)
                 sent = await http.post(
                     url + "/api/tasks/t-e2e/messages", json={"text": "hello web"}
                 )

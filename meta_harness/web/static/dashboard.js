@@ -289,6 +289,7 @@
       state.cursor = ev.lastEventId || state.cursor;
       const item = JSON.parse(ev.data);
       renderRecord(item.offset, item.record);
+      follow();
     });
     es.addEventListener("event", (ev) => {
       state.cursor = ev.lastEventId || state.cursor;
@@ -345,7 +346,16 @@
 
   function resetView() {
     $("transcript").replaceChildren();
-    state.view = { tools: new Map(), last: null, lastKind: null, plan: null, replayed: 0, replayNote: null, records: 0 };
+    state.view = {
+      tools: new Map(),
+      last: null,
+      lastKind: null,
+      plan: null,
+      replayed: 0,
+      replayNote: null,
+      records: 0,
+      follow: true,
+    };
     if (!state.selected) {
       $("task-title").textContent = "Select a task";
       $("task-meta").textContent = "";
@@ -354,15 +364,26 @@
     }
   }
 
-  function append(node, kind) {
+  function atBottom() {
     const box = $("transcript");
-    const stick = box.scrollTop + box.clientHeight >= box.scrollHeight - 40;
-    box.append(node);
+    return box.scrollTop + box.clientHeight >= box.scrollHeight - 40;
+  }
+
+  // the view follows new output while the reader is at the bottom; scrolling up stops it
+  $("transcript").addEventListener("scroll", () => {
+    if (state.view) state.view.follow = atBottom();
+  });
+
+  function follow() {
+    if (state.view.follow) $("transcript").scrollTop = $("transcript").scrollHeight;
+  }
+
+  function append(node, kind) {
+    $("transcript").append(node);
     if (kind) {
       state.view.last = node;
       state.view.lastKind = kind;
     }
-    if (stick) box.scrollTop = box.scrollHeight;
   }
 
   function line(text, cls) {
@@ -390,8 +411,6 @@
     const view = state.view;
     if (view.lastKind === kind && view.last) {
       view.last.append(document.createTextNode(text));
-      const box = $("transcript");
-      if (box.scrollTop + box.clientHeight >= box.scrollHeight - 80) box.scrollTop = box.scrollHeight;
       return;
     }
     append(el("div", "block " + cls, text), kind);
