@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx2
 import orjson
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -118,13 +119,22 @@ def main() -> None:
             warm_task(ws, sup, TASK, warmups=2)
             info = orjson.loads(ws.supervisor_file.read_bytes())
             base = str(info["endpoints"]["http"])
+            supervisor = psutil.Process(sup.proc.pid)
             rows: list[tuple[str, list[float]]] = []
+            cpu: list[tuple[str, list[float]]] = []
             for clients in (1, args.clients):
                 values: list[float] = []
+                spent: list[float] = []
                 for _ in range(args.rounds):
+                    before = supervisor.cpu_times()
                     values.extend(asyncio.run(one_round(base, clients, args.chunks)))
-                rows.append((f"{clients} client(s), /stream {args.chunks}", values))
+                    after = supervisor.cpu_times()
+                    spent.append((after.user + after.system - before.user - before.system) * 1000)
+                name = f"{clients} client(s), /stream {args.chunks}"
+                rows.append((name, values))
+                cpu.append((name, spent))
             print_rows("agent frame ts -> client receives it (latency per chunk per client)", rows)
+            print_rows("supervisor process CPU per round (turn + streaming to the clients)", cpu)
             for name, values in rows:
                 d = describe(values)
                 n = len(values)

@@ -3,7 +3,8 @@
 An agent gets stdin/stdout pipes, its stderr goes to a file (never a pipe nobody reads),
 its environment is explicit, and it leads its own process group so that grandchildren
 (npm wrappers' native binaries, tool subprocesses) end with it. Shutdown: close stdin →
-`AGENT_STOP_GRACE` → SIGTERM the group → `AGENT_TERM_GRACE` → SIGKILL the group → reap.
+EOF grace → SIGTERM the group → `AGENT_TERM_GRACE` → SIGKILL the group → reap. The EOF
+grace is `AGENT_STOP_GRACE`, shortened for agents `StopHabits` saw ignore EOF before.
 """
 
 from __future__ import annotations
@@ -23,9 +24,35 @@ from meta_harness.base.errors import AgentStartError
 logger = logging.getLogger(__name__)
 
 AGENT_STOP_GRACE = 2.0  # agents flush their session files on stdin EOF
+# An agent seen ignoring EOF (claude-agent-acp, codex-acp: SIGTERM is their stop signal)
+# gets this long before SIGTERM instead of the full grace.
+EOF_IGNORED_GRACE = 0.1
 AGENT_TERM_GRACE = 2.0  # after SIGTERM; then the group is SIGKILLed
 AGENT_REAP_TIMEOUT = 5.0  # after SIGKILL the kernel reaps promptly; longer means a zombie leak
 STREAM_LIMIT = 1 << 20  # asyncio reader buffer; longer lines are read in chunks anyway
+
+
+class StopHabits:
+    """Which agents (by name) ignore stdin EOF, learned from their own shutdowns.
+
+    One per supervisor, in memory. An agent is "known to ignore EOF" once it outlived a
+    full `AGENT_STOP_GRACE` after EOF; it is forgotten as soon as it exits on EOF.
+    """
+
+    def __init__(self) -> None:
+        self._ignore_eof: set[str] = set()
+
+    def eof_grace(self, agent: str) -> float:
+        return EOF_IGNORED_GRACE if agent in self._ignore_eof else AGENT_STOP_GRACE
+
+    def observed(self, agent: str, grace: float, exited_on_eof: bool | None) -> None:
+        """Record one shutdown: the grace given and whether EOF alone ended the agent."""
+        if exited_on_eof:
+            self._ignore_eof.discard(agent)
+        elif exited_on_eof is False and grace >= AGENT_STOP_GRACE:
+            if agent not in self._ignore_eof:
+                logger.info("agent %s ignores stdin EOF: later stops send SIGTERM sooner", agent)
+            self._ignore_eof.add(agent)
 
 
 @dataclass
@@ -35,6 +62,9 @@ class AgentProcess:
     process: asyncio.subprocess.Process
     argv: list[str]
     started_at: float = field(default_factory=time.monotonic)
+    # Set by `aclose`: True if EOF alone ended it, False if it needed a signal, None if
+    # it was already gone.
+    exited_on_eof: bool | None = None
 
     @property
     def pid(self) -> int:
@@ -65,15 +95,18 @@ class AgentProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, sig)
 
-    async def aclose(self) -> int | None:
+    async def aclose(self, eof_grace: float = AGENT_STOP_GRACE) -> int | None:
         """The shutdown ladder. Always ends the whole group; returns the exit code."""
+        alive = self.process.returncode is None
         stdin = self.process.stdin
         if stdin is not None and not stdin.is_closing():
             with contextlib.suppress(OSError, RuntimeError):
                 stdin.close()
-        code = await self._wait_for(AGENT_STOP_GRACE)
+        code = await self._wait_for(eof_grace)
+        self.exited_on_eof = (code is not None) if alive else None
         if code is None:
-            logger.warning("agent %s (pid %d) ignored stdin EOF; sending SIGTERM", self.argv[0], self.pid)
+            log = logger.warning if eof_grace >= AGENT_STOP_GRACE else logger.debug
+            log("agent %s (pid %d) ignored stdin EOF; sending SIGTERM", self.argv[0], self.pid)
             self.kill_group(signal.SIGTERM)
             code = await self._wait_for(AGENT_TERM_GRACE)
         if code is None:

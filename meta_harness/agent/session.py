@@ -4,8 +4,10 @@
 byte-exact transport into the SDK's connection and answers `initialize`. Then:
 `new_session`, `load_session` (returns the replayed updates, for the in-doubt check),
 `resume_session`, `prompt`, `cancel`, `close_session`, and `aclose` (the shutdown
-ladder). SDK errors are mapped into our tree: a dead agent is `AgentBroken`, a JSON-RPC
-error is `AgentRequestFailed`, a connection we closed is `AgentClosed`.
+ladder; SIGTERM never lands within `TURN_SETTLE` of a turn's end, and comes sooner for
+agents known to ignore EOF). SDK errors are mapped into our tree: a dead agent is
+`AgentBroken`, a JSON-RPC error is `AgentRequestFailed`, a connection we closed is
+`AgentClosed`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +32,7 @@ from acp.schema import (
 
 from meta_harness import __version__
 from meta_harness.agent.client import ClientHooks, SupervisorClient
-from meta_harness.agent.process import AgentProcess, spawn_agent
+from meta_harness.agent.process import AGENT_STOP_GRACE, AgentProcess, StopHabits, spawn_agent
 from meta_harness.agent.transcript import TranscriptWriter
 from meta_harness.agent.transport import StdioTransport
 from meta_harness.base.errors import (
@@ -45,6 +48,9 @@ logger = logging.getLogger(__name__)
 INITIALIZE_TIMEOUT = 120.0  # `npx -y pkg` may download the agent on first start
 SESSION_SETUP_TIMEOUT = 120.0  # session/new, load (replays whole histories) and resume
 CLOSE_TIMEOUT = 5.0  # session/close is a courtesy before the process ends
+# Agents may write a turn to their session files after answering it (claude-agent-acp:
+# 10-300 ms later); an agent stopped within this long of a turn's end gets until then.
+TURN_SETTLE = 0.5
 
 _T = TypeVar("_T")
 
@@ -59,6 +65,8 @@ class LaunchSpec:
     epoch: int
     roots: list[Path] = field(default_factory=list)
     on_spawn: Callable[[int], None] | None = None  # told the process group id at once
+    agent: str = ""  # the agent's config name: what `stop_habits` remembers it by
+    stop_habits: StopHabits | None = None
     on_exit: Callable[[int], None] | None = None  # told the group id once the group is ended
 
 
@@ -97,6 +105,9 @@ class AgentSession:
         client: SupervisorClient,
         transport: StdioTransport,
         transcript: TranscriptWriter,
+        *,
+        agent: str = "",
+        stop_habits: StopHabits | None = None,
     ) -> None:
         self.process = process
         self._conn = conn
@@ -105,6 +116,9 @@ class AgentSession:
         self.transcript = transcript
         self.capabilities: Capabilities | None = None
         self.agent_info: dict[str, Any] = {}
+        self._agent = agent
+        self._stop_habits = stop_habits
+        self._turn_ended_at: float | None = None  # monotonic
         self._closing = False
         self._closed = False
         self.on_exit: Callable[[int], None] | None = None
@@ -129,7 +143,15 @@ class AgentSession:
         )
         transport = StdioTransport(process.stdout, process.stdin, transcript)
         conn = connect_to_agent(client, transport)  # type: ignore[arg-type]
-        session = cls(process, conn, client, transport, transcript)
+        session = cls(
+            process,
+            conn,
+            client,
+            transport,
+            transcript,
+            agent=spec.agent,
+            stop_habits=spec.stop_habits,
+        )
         session.on_exit = spec.on_exit
         try:
             init = await session._call(
@@ -223,10 +245,13 @@ class AgentSession:
         self, session_id: str, blocks: list[dict[str, Any]], meta: Mapping[str, Any]
     ) -> str:
         """Run one turn; returns the stop reason."""
-        resp = await self._call(
-            "session/prompt",
-            self._conn.prompt(session_id=session_id, prompt=blocks, **meta),  # type: ignore[arg-type]
-        )
+        try:
+            resp = await self._call(
+                "session/prompt",
+                self._conn.prompt(session_id=session_id, prompt=blocks, **meta),  # type: ignore[arg-type]
+            )
+        finally:
+            self._turn_ended_at = time.monotonic()
         return str(resp.stop_reason)
 
     async def cancel(self, session_id: str) -> None:
@@ -254,9 +279,21 @@ class AgentSession:
             await self._client.aclose()
             with contextlib.suppress(Exception):
                 await self._conn.close()
-            code = await self.process.aclose()
+            grace = self._eof_grace()
+            code = await self.process.aclose(eof_grace=grace)
+            if self._stop_habits is not None and self._agent:
+                self._stop_habits.observed(self._agent, grace, self.process.exited_on_eof)
             if self.on_exit is not None:
                 self.on_exit(self.process.pgid)
             self.transcript.note("exit", pid=self.process.pid, code=code, reason=reason)
         finally:
             self.transcript.close()
+
+    def _eof_grace(self) -> float:
+        """How long EOF alone may take to end the agent before SIGTERM."""
+        grace = AGENT_STOP_GRACE
+        if self._stop_habits is not None and self._agent:
+            grace = self._stop_habits.eof_grace(self._agent)
+        if self._turn_ended_at is not None:
+            grace = max(grace, TURN_SETTLE - (time.monotonic() - self._turn_ended_at))
+        return grace

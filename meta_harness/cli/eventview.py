@@ -36,8 +36,9 @@ def _describe(event: Mapping[str, Any]) -> str:
         return f"permission {get('decision')} by {get('by')} ({get('request')})"
     if etype == EventType.SWAP:
         seconds = get("seconds")
-        took = f" ({seconds * 1000:.0f} ms)" if isinstance(seconds, int | float) else ""
-        return f"swapped {get('direction')}{took}{reason}"
+        details = [f"{seconds * 1000:.0f} ms"] if isinstance(seconds, int | float) else []
+        details += [str(get("reason"))] if get("reason") else []
+        return f"swapped {get('direction')}" + (f" ({', '.join(details)})" if details else "")
     if etype == EventType.REJECTED:
         return f"rejected {get('file')}: {get('reason')}"
     if etype == EventType.WARNING:

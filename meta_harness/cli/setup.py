@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from meta_harness.base.errors import Conflict, WorkspaceError
+from meta_harness.base.errors import Conflict, UsageError, WorkspaceError
 from meta_harness.base.layout import CONFIG_FILE, STATE_DIR, Workspace
 from meta_harness.cli.context import CliContext, pass_cli
 
@@ -88,9 +88,18 @@ def init(cli: CliContext, directory: str | None) -> None:
     show_default=True,
     help="Supervisor log level (logs go to stderr).",
 )
+@click.option(
+    "--http",
+    metavar="HOST:PORT",
+    default=None,
+    help="Also serve the JSON API, live streams and dashboard there (port 0: any free port). "
+    "Loopback needs no token; any other address requires the workspace token.",
+)
 @pass_cli
 @click.pass_context
-def up(ctx: click.Context, cli: CliContext, directory: str | None, log_level: str) -> None:
+def up(
+    ctx: click.Context, cli: CliContext, directory: str | None, log_level: str, http: str | None
+) -> None:
     """Run the supervisor of DIRECTORY (default: this workspace) until SIGINT/SIGTERM."""
     workspace = cli.workspace(directory)
     config = cli.config(workspace)
@@ -100,6 +109,32 @@ def up(ctx: click.Context, cli: CliContext, directory: str | None, log_level: st
         force=True,
     )
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
+    from meta_harness.mcpserver.service import mcp_service
     from meta_harness.runtime.supervisor import run
 
-    ctx.exit(run(workspace, config, overrides=cli.overrides))
+    mcp, entries, endpoints = mcp_service(workspace, config)
+    services = [mcp]
+    if http is not None:
+        from meta_harness.web.service import http_service
+
+        host, port = _host_port(http)
+        web, web_endpoints = http_service(host, port)
+        services.append(web)
+        endpoints.update(web_endpoints)
+    ctx.exit(
+        run(
+            workspace,
+            config,
+            overrides=cli.overrides,
+            services=services,
+            mcp_entries=entries,
+            endpoints=endpoints,
+        )
+    )
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UsageError(f"--http takes HOST:PORT (e.g. 127.0.0.1:8700), got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)

@@ -50,6 +50,10 @@ class TaskRecord(BaseModel):
     cwd: str = ""
     created_from: str = ""  # the drop file or surface that created it
     session_id: str | None = None
+    # False from session/new until the agent first answers a prompt: such a session is not
+    # on the agent's disk yet, so a failed load of it loses nothing (a new one replaces it).
+    # Records written before this field existed count as answered.
+    session_answered: bool = True
     epoch: int = 0  # connections made so far; transcript frames carry it
     result: str | None = None
     error: str | None = None

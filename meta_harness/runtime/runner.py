@@ -19,10 +19,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meta_harness.agent.process import StopHabits
 from meta_harness.agent.session import AgentSession
 from meta_harness.base.config import Config, Profile
 from meta_harness.base.errors import (
@@ -52,6 +53,7 @@ from meta_harness.runtime.store import TaskStore
 
 logger = logging.getLogger(__name__)
 
+_UNFINISHED = frozenset({"pending", "in_progress"})  # ACP tool call statuses of a live call
 RESTART_BACKOFF_BASE = 0.2  # seconds before the first restart; doubles per crash in the window
 RESTART_BACKOFF_MAX = 30.0
 CONTEXT_TAIL_CHARS = 20_000  # transcript text handed to a fresh session when a load failed
@@ -67,6 +69,7 @@ class RunnerContext:
     mcp_servers: Callable[[str, AgentSession], list[dict[str, Any]]]
     stats: Stats
     on_spawn: Callable[[int], None] | None = None
+    stop_habits: StopHabits = field(default_factory=StopHabits)
     on_exit: Callable[[int], None] | None = None
 
 
@@ -85,6 +88,7 @@ class TaskRunner:
         self._lock = asyncio.Lock()
         self._crashes: collections.deque[float] = collections.deque()
         self._turn_text: list[str] = []
+        self._turn_tools: dict[str, str] = {}  # tool call id -> last status, this turn
         self._stopping = False
         self._preamble_due = False  # a new session's first prompt carries the instructions
         self._turn: asyncio.Task[str] | None = None  # the running session/prompt
@@ -132,8 +136,15 @@ class TaskRunner:
     # -- client hooks --------------------------------------------------------------------------
 
     def on_update(self, session_id: str, update: dict[str, Any]) -> None:
-        if update.get("sessionUpdate") == "agent_message_chunk" and self.phase is SessionPhase.BUSY:
+        if self.phase is not SessionPhase.BUSY:
+            return
+        kind = update.get("sessionUpdate")
+        if kind == "agent_message_chunk":
             self._turn_text.append(update_text(update))
+        elif kind in ("tool_call", "tool_call_update"):
+            call, status = update.get("toolCallId"), update.get("status")
+            if isinstance(call, str):
+                self._turn_tools[call] = str(status or self._turn_tools.get(call, "pending"))
 
     async def on_permission(
         self, session_id: str, tool_call: dict[str, Any], options: list[dict[str, Any]]
@@ -304,7 +315,10 @@ class TaskRunner:
         return True
 
     def _turn_ended(self, stop: str, error: str | None) -> None:
+        self._note_unfinished_tools(stop)
         record = self.ctx.store.get(self.task_id)
+        if record is not None and error is None and not record.session_answered:
+            record = self.ctx.store.update(self.task_id, session_answered=True)
         if record is None or record.phase.terminal or record.mode is not TaskMode.ONESHOT:
             return
         text = "".join(self._turn_text)
@@ -315,6 +329,19 @@ class TaskRunner:
                 self.task_id, TaskPhase.FAILED, error=error or f"turn ended with {stop}", result=text
             )
         self.ctx.on_task_ended(self.task_id)
+
+    def _note_unfinished_tools(self, stop: str) -> None:
+        """The turn is over: a tool call the agent left pending or in progress has ended too.
+
+        Agents do not always finish their tool calls (codex-acp leaves a rejected write
+        `in_progress` when it aborts the turn); the note tells readers of the transcript.
+        """
+        unfinished = sorted(
+            call for call, status in self._turn_tools.items() if status in _UNFINISHED
+        )
+        self._turn_tools = {}
+        if unfinished:
+            self._note("tool-calls-unfinished", stop=stop, tool_calls=unfinished)
 
     # -- sessions ------------------------------------------------------------------------------
 
@@ -339,6 +366,8 @@ class TaskRunner:
         started = time.monotonic()
         spec = launch_spec(agent, self.profile, self.ctx.workspace, record, epoch)
         spec.on_spawn = self.ctx.on_spawn
+        spec.agent = self.profile.agent
+        spec.stop_habits = self.ctx.stop_habits
         spec.on_exit = self.ctx.on_exit
         try:
             session = await AgentSession.open(spec, self)
@@ -376,7 +405,9 @@ class TaskRunner:
         servers = self.ctx.mcp_servers(self.task_id, session)
         session_id = await session.new_session(self._cwd(), servers)
         pinned = None if session.caps.load_session else "the agent cannot session/load"
-        self.ctx.store.update(self.task_id, session_id=session_id, pinned_reason=pinned)
+        self.ctx.store.update(
+            self.task_id, session_id=session_id, pinned_reason=pinned, session_answered=False
+        )
         session.transcript.note("session-new", session_id=session_id, pinned=pinned)
         self._preamble_due = True
         if pinned:
@@ -415,6 +446,19 @@ class TaskRunner:
             self.ctx.store.update(self.task_id, last_load=outcome)
 
     async def _load_failed(self, session: AgentSession, reason: str) -> bool:
+        record = self.ctx.store.get(self.task_id)
+        if record is not None and not record.session_answered:
+            # Agents write a session to disk at its first prompt: one that never answered
+            # cannot be loaded, and nothing is lost. A new session replaces it; the messages
+            # in doubt are sent again (same ids).
+            session.transcript.note("load-failed", reason=reason, policy="new-session")
+            try:
+                await self._start(session)
+            except AgentError as e:
+                await self._crashed(str(e))
+                return False
+            self._set_phase(SessionPhase.IDLE)
+            return True
         policy = self.profile.on_load_failure
         session.transcript.note("load-failed", reason=reason, policy=policy)
         if policy == "fresh":

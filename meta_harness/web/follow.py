@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -33,6 +34,7 @@ WATCH_STEP_MS = 2  # quiet time that closes a batch: the latency floor of a live
 WATCH_DEBOUNCE_MS = 10  # a continuous stream is still delivered at least this often
 WATCH_RUST_TIMEOUT_MS = 1000  # idle wake-ups of the watcher thread (stop is checked every step)
 READ_WINDOW = 1 << 20  # bytes read per step while catching up on a long log
+MEMO_BYTES = 8 << 20  # recent encoded stream reads kept for other tabs at the same position
 
 
 class Line(NamedTuple):
@@ -210,6 +212,8 @@ class Hub:
         self._subs: set[Subscription] = set()
         self._by_path: dict[Path, set[Subscription]] = {}
         self._run: _WatchRun | None = None
+        self.memo: OrderedDict[Any, tuple[Any, int]] = OrderedDict()  # see `remember`
+        self._memo_bytes = 0
 
     # -- lifetime --------------------------------------------------------------------------
 
@@ -234,6 +238,21 @@ class Hub:
     @property
     def subscribers(self) -> int:
         return len(self._subs)
+
+    def recall(self, key: Any) -> Any:
+        entry = self.memo.get(key)
+        return None if entry is None else entry[0]
+
+    def remember(self, key: Any, value: Any, size: int) -> None:
+        """Keep a stream's encoded read (`size` bytes) for other streams at the same position."""
+        old = self.memo.pop(key, None)
+        if old is not None:
+            self._memo_bytes -= old[1]
+        self.memo[key] = (value, size)
+        self._memo_bytes += size
+        while self._memo_bytes > MEMO_BYTES and len(self.memo) > 1:
+            _, (_, dropped) = self.memo.popitem(last=False)
+            self._memo_bytes -= dropped
 
     # -- subscriptions ---------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ Event `transcript` and `event` carry `{"offset": <record start>, "record": {...}
 from __future__ import annotations
 
 import heapq
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,14 @@ from starlette.requests import Request
 
 from meta_harness.base.errors import MetaHarnessError, NotFound, UsageError
 from meta_harness.base.layout import validate_task_id
-from meta_harness.web.follow import Hub, Line, check_boundary, read_lines, tail_start
+from meta_harness.web.follow import (
+    READ_WINDOW,
+    Hub,
+    Line,
+    check_boundary,
+    read_lines,
+    tail_start,
+)
 from meta_harness.web.state import WebState
 
 PING_SECONDS = 15  # keeps proxies from closing an idle stream
@@ -40,11 +48,13 @@ class ServiceUnavailable(MetaHarnessError):
 
 @dataclass(frozen=True)
 class Source:
-    """One followed file: its cursor key, the SSE event name, and which records to send."""
+    """One followed file: its cursor key, the SSE event name, and which records to send
+    (`keep`, named by `scope` so that streams with the same filter can share their reads)."""
 
     key: str
     path: Path
     event: str
+    scope: str
     keep: Callable[[dict[str, Any]], bool]
 
 
@@ -98,7 +108,8 @@ def _batch(
     sources: list[Source], offsets: dict[str, int]
 ) -> tuple[list[_Item], dict[str, int], bool]:
     """New records of every source (merged by time), the offsets after them, and whether
-    a source has more to read right away (a long log is read window by window)."""
+    a source has more to read right away (a long log is read window by window). Writes
+    that land after this read wake the stream again through the watcher."""
     streams: list[list[_Item]] = []
     after = dict(offsets)
     more = False
@@ -112,8 +123,8 @@ def _batch(
                 items.append(
                     _Item(ts if isinstance(ts, float | int) else 0.0, rank, source.key, line, end)
                 )
-        if nxt != offsets[source.key]:
-            more = True
+        if nxt - offsets[source.key] >= READ_WINDOW // 2:
+            more = True  # likely a full window: read on without waiting for the watcher
         after[source.key] = nxt
         streams.append(items)
     return list(heapq.merge(*streams)), after, more
@@ -130,27 +141,51 @@ def _frame(event: str, cursor: str, line: Line) -> bytes:
     )
 
 
-async def _events(hub: Hub, sources: list[Source], offsets: dict[str, int]) -> AsyncIterator[bytes]:
-    """The stream body: every batch of new records goes out as one chunk (one send)."""
+def _chunk(
+    hub: Hub, sources: list[Source], offsets: dict[str, int]
+) -> tuple[bytes, dict[str, int], bool]:
+    """The SSE bytes for every new record after `offsets`, the offsets after them, and
+    whether to read on at once. Memoised in the hub: tabs following the same task at the
+    same position share one read and one encoding (the logs are append-only)."""
+    memo_key = tuple((s.path, s.scope, offsets[s.key], _stamp(s.path)) for s in sources)
+    memo = hub.recall(memo_key)
+    if memo is not None:
+        chunk, after, more = memo
+        return chunk, dict(after), more
     keys = tuple(s.key for s in sources)
     names = {s.key: s.event for s in sources}
+    items, after, more = _batch(sources, offsets)
+    out = bytearray()
+    sent = dict(offsets)
+    for item in items:
+        sent[item.key] = item.end
+        out += _frame(names[item.key], format_cursor(sent, keys), item.line)
+    if after != sent:  # records filtered out: move the client's cursor past them
+        out += b"id: %s\r\n\r\n" % format_cursor(after, keys).encode()
+    chunk = bytes(out)
+    hub.remember(memo_key, (chunk, dict(after), more), len(chunk))
+    return chunk, after, more
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return (0, 0, -1)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+async def _events(hub: Hub, sources: list[Source], offsets: dict[str, int]) -> AsyncIterator[bytes]:
+    """The stream body: every batch of new records goes out as one chunk (one send)."""
     async with hub.subscribe([s.path for s in sources]) as sub:
         yield b"retry: %d\r\n\r\n" % RETRY_MS
         while not hub.closing.is_set():
             sub.clear()
-            items, after, more = _batch(sources, offsets)
-            chunk = bytearray()
-            sent = dict(offsets)
-            for item in items:
-                sent[item.key] = item.end
-                chunk += _frame(names[item.key], format_cursor(sent, keys), item.line)
-            if after != sent:  # records filtered out: move the client's cursor past them
-                chunk += b"id: %s\r\n\r\n" % format_cursor(after, keys).encode()
+            chunk, offsets, more = _chunk(hub, sources, offsets)
             if chunk:
-                yield bytes(chunk)
-            offsets = after
+                yield chunk
             if more:
-                continue  # a window was full or the file grew: read again before waiting
+                continue  # a window was full: read on before waiting
             if not await sub.wait():
                 return
 
@@ -202,11 +237,12 @@ async def task_stream(request: Request) -> EventSourceResponse:
     if web.index.get(task_id) is None:
         raise NotFound(f"no task {task_id!r} in this workspace")
     scope = request.query_params.get("events", "task")
-    sources = [Source("t", paths.transcript, "transcript", _all)]
+    sources = [Source("t", paths.transcript, "transcript", "all", _all)]
+    events = web.workspace.events_file
     if scope == "task":
-        sources.append(Source("e", web.workspace.events_file, "event", _of_task(task_id)))
+        sources.append(Source("e", events, "event", f"task:{task_id}", _of_task(task_id)))
     elif scope == "all":
-        sources.append(Source("e", web.workspace.events_file, "event", _all))
+        sources.append(Source("e", events, "event", "all", _all))
     elif scope != "none":
         raise UsageError("query parameter 'events' must be 'task', 'all' or 'none'")
     return stream(web.hub, sources, start_offsets(request, sources, _tail(request)))
@@ -216,8 +252,11 @@ async def events_stream(request: Request) -> EventSourceResponse:
     """`GET /api/events?task=&tail=&last_event_id=`: workspace events, optionally of one task."""
     web: WebState = request.app.state.web
     task_id = request.query_params.get("task")
-    keep = _all if task_id is None else _of_task(validate_task_id(task_id))
-    sources = [Source("e", web.workspace.events_file, "event", keep)]
+    if task_id is None:
+        sources = [Source("e", web.workspace.events_file, "event", "all", _all)]
+    else:
+        keep = _of_task(validate_task_id(task_id))
+        sources = [Source("e", web.workspace.events_file, "event", f"task:{task_id}", keep)]
     return stream(web.hub, sources, start_offsets(request, sources, _tail(request)))
 
 

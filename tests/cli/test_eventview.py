@@ -33,6 +33,10 @@ from meta_harness.cli.eventview import render_event
             {"type": "swap", "task": "t-1", "direction": "in", "seconds": 0.132},
             "swapped in (132 ms)",
         ),
+        (
+            {"type": "swap", "task": "t-1", "direction": "out", "seconds": 0.003, "reason": "idle"},
+            "swapped out (3 ms, idle)",
+        ),
         ({"type": "something.new", "task": "t-1"}, "something.new"),
     ],
 )

@@ -36,15 +36,13 @@ def test_outside_a_workspace_commands_say_how_to_make_one(
 
 
 def test_a_file_system_error_is_one_line_with_exit_74(run: Cli, ws: Workspace) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root ignores directory permissions")
-    make_task(ws, "t-ro")
-    ws.task("t-ro").inbox.chmod(0o500)
-    try:
-        result = run("send", "t-ro", "hi")
-    finally:
-        ws.task("t-ro").inbox.chmod(0o755)
-    assert result.exit_code == 74 and result.stderr.startswith("error: Permission denied")
+    make_task(ws, "t-broken")
+    inbox = ws.task("t-broken").inbox
+    inbox.rmdir()
+    inbox.write_text("a file where the inbox directory should be")
+    result = run("send", "t-broken", "hi")
+    assert result.exit_code == 74
+    assert result.stderr == f"error: File exists: {inbox}\n"
 
 
 def test_user_errors_print_one_line_and_no_traceback(ws: Workspace) -> None:

@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.mock_llm import Rule, Text, Turn
 from tests.support.procs import (
+    CRASH_ENV,
     agent_text,
     marked_processes,
     notes,
@@ -190,6 +191,35 @@ def test_a_supervisor_killed_mid_turn_reloads_the_session_and_settles_the_messag
     assert "The word was tangerine." in agent_text(rig.ws, "crash")
     assert len(notes(rig.ws, "crash", "session-new")) == 1
     assert len(notes(rig.ws, "crash", "session-loaded")) == 1
+
+
+def test_a_session_killed_before_its_first_prompt_is_replaced_and_the_message_resent(
+    rig: Rig,
+) -> None:
+    # Neither agent writes a session to disk before its first prompt, so its load fails
+    # (-32002): the supervisor must start a new session, not fail the task.
+    rig.mock.script(Rule(Text("Born at last."), prompt_contains="(task unborn)", name="unborn"))
+    rig.supervisor.terminate()
+    rig.supervisor.wait()
+    rig.restart({CRASH_ENV: "deliver.after_sent"})  # SIGKILL: stamped sent, prompt not sent
+    first = rig.submit("unborn", "Say you were born (task unborn).")
+    rig.supervisor.wait()
+    assert not wait_gone(marked_processes(rig.ws)), "the reaper left agents alive"
+    record = task_record(rig.ws, "unborn")
+    assert record is not None and record["session_id"] and not record["session_answered"]
+    lost_session = record["session_id"]
+
+    rig.restart()
+    assert rig.wait_ack("unborn", first)["stop"] == "end_turn"
+    assert "Born at last." in agent_text(rig.ws, "unborn")
+    [failed] = notes(rig.ws, "unborn", "load-failed")
+    assert failed["policy"] == "new-session"
+    assert len(notes(rig.ws, "unborn", "session-new")) == 2
+    assert sent_count(rig.ws, "unborn", first) == 2
+    record = task_record(rig.ws, "unborn")
+    assert record is not None and record["phase"] != "failed"
+    assert record["session_id"] != lost_session and record["session_answered"]
+    assert len(answered_by(rig, "unborn")) == 1
 
 
 # ---------------------------------------------------------------------------------------------

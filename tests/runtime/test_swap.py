@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
+import psutil
 import pytest
 
 from tests.support.procs import (
@@ -62,17 +63,23 @@ env = { MH_DEMO_STATE_DIR = "{task_dir}/agent" }
 
 # Lingers after stdin EOF: a swap-out stays in `stopping` until the ladder's SIGTERM.
 [agents.slowexit]
-command = ["sh", "-c", '"{python}" -m meta_harness.demo_agent; sleep 60']
+command = ["sh", "-c", '"$0" -m "$1"; sleep 60', "{python}", "meta_harness.demo_agent"]
 env = { MH_DEMO_STATE_DIR = "{task_dir}/agent" }
 
 # Starts slowly once it has a session on disk: a restore stays in `restoring` a while.
 [agents.slowrestore]
-command = ["sh", "-c", 'if [ -d "{task_dir}/agent/sessions" ]; then sleep 3; fi; exec "{python}" -m meta_harness.demo_agent']
+command = [
+    "sh", "-c", '[ -d "$MH_DEMO_STATE_DIR/sessions" ] && sleep 3; exec "$0" -m "$1"',
+    "{python}", "meta_harness.demo_agent",
+]
 env = { MH_DEMO_STATE_DIR = "{task_dir}/agent" }
 
 # Works until it has a session on disk; then it dies before `initialize`, every time.
 [agents.norestore]
-command = ["sh", "-c", 'if [ -d "{task_dir}/agent/sessions" ]; then exit 3; fi; exec "{python}" -m meta_harness.demo_agent']
+command = [
+    "sh", "-c", '[ -d "$MH_DEMO_STATE_DIR/sessions" ] && exit 3; exec "$0" -m "$1"',
+    "{python}", "meta_harness.demo_agent",
+]
 env = { MH_DEMO_STATE_DIR = "{task_dir}/agent" }
 
 [profiles.noload]
@@ -141,9 +148,7 @@ class AgentCensus:
         self.samples += 1
 
 
-def until(
-    ws: Path, condition: Callable[[], T], what: str, census: AgentCensus | None = None
-) -> T:
+def until(ws: Path, condition: Callable[[], T], what: str, census: AgentCensus | None = None) -> T:
     def check() -> T:
         if census is not None:
             census.sample()
@@ -170,7 +175,9 @@ def peak_slot_holders(log: list[dict[str, Any]]) -> int:
 
 
 def phases(ws: Path, task_id: str) -> list[str]:
-    return [e["to"] for e in events(ws) if e.get("type") == "session.phase" and e.get("task") == task_id]
+    return [
+        e["to"] for e in events(ws) if e.get("type") == "session.phase" and e.get("task") == task_id
+    ]
 
 
 def swaps(ws: Path, direction: str, task_id: str | None = None) -> list[dict[str, Any]]:
@@ -196,6 +203,18 @@ def stats(ws: Path) -> dict[str, Any]:
     except (FileNotFoundError, orjson.JSONDecodeError):
         return {}
     return value
+
+
+def until_stats(ws: Path, predicate: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+    """The first stats.json snapshot that satisfies `predicate`."""
+
+    def check() -> dict[str, Any] | None:
+        snapshot = stats(ws)
+        return snapshot if snapshot and predicate(snapshot) else None
+
+    found = until(ws, check, what)
+    assert found is not None
+    return found
 
 
 def agent_sessions(ws: Path, task_id: str) -> list[str]:
@@ -281,11 +300,9 @@ def test_four_tasks_share_two_slots_and_every_conversation_continues(
         if restores:
             assert record["last_load"] == "resumed"
 
-    snapshot = until(
+    snapshot = until_stats(
         workspace,
-        lambda: (s := stats(workspace)).get("swaps", {}).get("in") == len(swapped_in)
-        and s.get("tasks") == {"waiting": 4}
-        and s,
+        lambda s: s["swaps"]["in"] == len(swapped_in) and s["tasks"] == {"waiting": 4},
         "stats.json to show the final counts",
     )
     assert snapshot["slots"]["max_live"] == 2
@@ -304,7 +321,7 @@ def test_an_idle_session_swaps_out_after_idle_swap_after_and_is_restored_on_the_
     procs: Procs, workspace: Path, profile: str, restore_note: str, last_load: str
 ) -> None:
     configure(workspace, max_live=8, idle_swap_after=0.5)
-    procs.start_supervisor()
+    supervisor = procs.start_supervisor()
     drop_task(workspace, "t1", "first words", profile=profile)
     wait_acked(workspace, "t1", "prompt-t1")
 
@@ -313,6 +330,10 @@ def test_an_idle_session_swaps_out_after_idle_swap_after_and_is_restored_on_the_
     assert out["reason"] == "idle for 0.5 s"
     assert pid_gone(first_agent)
     assert phases(workspace, "t1")[-2:] == ["stopping", "swapped"]
+    # A swapped-out task costs no runner and no open WAL descriptor.
+    until(workspace, lambda: stats(workspace).get("sessions") == {}, "the runner to end")
+    wal_path = str(workspace / "tasks" / "t1" / "inbox.wal.jsonl")
+    assert wal_path not in [f.path for f in psutil.Process(supervisor.pid).open_files()]
 
     drop_message(workspace, "t1", "m1", "second words")
     wait_acked(workspace, "t1", "m1")
@@ -378,7 +399,9 @@ def test_a_session_whose_agent_cannot_load_is_pinned_and_keeps_its_process(
     wait_acked(workspace, "pinned", "prompt-pinned")
     record = task_record(workspace, "pinned")
     assert record is not None and record["pinned_reason"] == "the agent cannot session/load"
-    warnings = [e for e in events(workspace) if e["type"] == "warning" and e.get("task") == "pinned"]
+    warnings = [
+        e for e in events(workspace) if e["type"] == "warning" and e.get("task") == "pinned"
+    ]
     assert [w["message"] for w in warnings] == ["pinned: the agent cannot session/load"]
 
     drop_task(workspace, "other", "let me in")
@@ -494,6 +517,25 @@ def test_sigterm_ends_a_running_turn_and_the_queue_without_starting_queued_tasks
     assert received_ids(workspace, "busy") == ["prompt-busy"]  # not sent twice
 
 
+def test_a_restarted_supervisor_publishes_stats_at_once_even_with_nothing_to_do(
+    procs: Procs, workspace: Path
+) -> None:
+    configure(workspace, max_live=2, idle_swap_after=0)
+    first = procs.start_supervisor()
+    drop_task(workspace, "t1", "hello")
+    wait_acked(workspace, "t1", "prompt-t1")
+    first.kill()
+    first.wait()
+
+    second = procs.start_supervisor()
+
+    snapshot = until_stats(
+        workspace, lambda s: s["pid"] == second.pid, "stats.json from the new supervisor"
+    )
+    assert snapshot["tasks"] == {"waiting": 1}
+    assert snapshot["slots"] == {"max_live": 2, "live": 0, "queue_depth": 0}
+
+
 # -- restores that fail -----------------------------------------------------------------------
 
 
@@ -538,11 +580,11 @@ def test_a_failed_load_under_on_load_failure_fresh_starts_a_new_session_with_the
 
     drop_message(workspace, "t1", "m1", "what was the word")
     wait_acked(workspace, "t1", "m1")
+    until(workspace, lambda: task_phase(workspace, "t1") == "waiting", "t1 to wait again")
 
     record = task_record(workspace, "t1")
     assert record is not None
     assert record["last_load"] == "fresh-with-context"
-    assert record["phase"] == "waiting"
     assert record["session_id"] != old_session
     assert sorted(agent_sessions(workspace, "t1")) == sorted([old_session, record["session_id"]])
     [context] = [r for r in wal(workspace, "t1") if r["op"] == "msg" and r["from"] == "supervisor"]
@@ -551,8 +593,9 @@ def test_a_failed_load_under_on_load_failure_fresh_starts_a_new_session_with_the
     # The new session heard the old conversation before the waiting message.
     assert history_ids(workspace, "t1", record["session_id"]) == [context["id"], "m1"]
     [context_prompt] = [r for r in received(workspace, "t1") if r["messageId"] == context["id"]]
-    assert "user: [meta-harness message id=prompt-t1 from=user]\nremember the word banana" in (
-        context_prompt["text"]
+    assert (
+        "user: [meta-harness message id=prompt-t1 from=user]\nremember the word banana"
+        in (context_prompt["text"])
     )
     assert "agent: echo: remember the word banana" in context_prompt["text"]
     [note] = notes(workspace, "t1", "load-failed")
@@ -575,7 +618,9 @@ def test_a_restore_that_keeps_failing_spends_the_budget_fails_the_task_and_frees
 
     record = task_record(workspace, "t1")
     assert record is not None
-    assert re.match(r"restart budget exhausted: 3 failures in 600 s \(last: .*initialize", record["error"])
+    assert re.match(
+        r"restart budget exhausted: 3 failures in 600 s \(last: .*initialize", record["error"]
+    )
     assert len(notes(workspace, "t1", "spawn")) == 4  # the first session, then three attempts
     assert [r["reason"] for r in wal(workspace, "t1") if r["op"] == "drop"] == ["task failed"]
     assert phases(workspace, "t1").count("restoring") == 3

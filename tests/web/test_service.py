@@ -163,6 +163,9 @@ async def test_a_task_submitted_over_http_streams_asks_and_takes_messages(
                 )
                 assert sent.status_code == 202
                 await task.until(lambda s: "echo: hello web" in s.text)
+                await task.until(  # both turns acked: the task waits again
+                    lambda s: sum(e.get("to") == "waiting" for e in s.events) == 2
+                )
             detail = (await http.get(url + "/api/tasks/t-e2e")).json()
     assert (ws.root / "notes.txt").read_text() == "hi"
     assert detail["phase"] == "waiting" and detail["inbox"]["delivered"] == 2
