@@ -132,11 +132,14 @@ def config_check(cli: CliContext, as_json: bool) -> None:
         click.echo(f"  from {source}")
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @json_option
 @pass_cli
-def agents(cli: CliContext, as_json: bool) -> None:
-    """List the agent definitions: name, command and description."""
+@click.pass_context
+def agents(ctx: click.Context, cli: CliContext, as_json: bool) -> None:
+    """List the agent definitions: name, command and description (`agents doctor` checks them)."""
+    if ctx.invoked_subcommand is not None:
+        return
     loaded = cli.config(_optional_workspace(cli))
     found = loaded.settings.agents
     if as_json:
@@ -166,3 +169,47 @@ def _optional_workspace(cli: CliContext) -> Workspace | None:
         if cli.workspace_option is not None:
             raise
         return None
+
+
+@agents.command()
+@click.argument("names", nargs=-1)
+@json_option
+@pass_cli
+def doctor(cli: CliContext, names: tuple[str, ...], as_json: bool) -> None:
+    """Check that agents are installed, start, and answer `initialize`; print capabilities.
+
+    Starts each agent (default: all defined) exactly as a task would, in a scratch
+    directory, and ends it again. Exits 1 if any agent fails.
+    """
+    import asyncio
+
+    from meta_harness.base.layout import Workspace
+    from meta_harness.runtime.doctor import check_agents
+
+    found = _optional_workspace(cli)
+    workspace = found or Workspace.at(".")
+    loaded = cli.config(found)
+    chosen = list(names) or sorted(loaded.settings.agents)
+    results = asyncio.run(check_agents(loaded, workspace, chosen))
+    if as_json:
+        print_json([r.__dict__ for r in results])
+    else:
+        for r in results:
+            if r.ok:
+                caps = r.capabilities
+                session = caps.get("sessionCapabilities") or {}
+                mcp = caps.get("mcpCapabilities") or {}
+                features = [
+                    "loadSession" if caps.get("loadSession") else "no loadSession (pinned)",
+                    *(k for k in ("resume", "close", "list", "fork") if k in session),
+                    "mcp:" + ",".join(["stdio", *(k for k in ("http", "sse") if mcp.get(k))]),
+                ]
+                info = f"{r.agent_info.get('name', '?')} {r.agent_info.get('version', '')}".strip()
+                took = f"{r.seconds:.2f} s" if r.seconds is not None else "?"
+                click.echo(f"ok    {r.agent:<10} {info} ({took}): {', '.join(features)}")
+            else:
+                click.echo(f"FAIL  {r.agent:<10} {r.error}")
+                if r.stderr_tail.strip():
+                    click.echo("      stderr: " + r.stderr_tail.strip().splitlines()[-1][:200])
+    if not all(r.ok for r in results):
+        raise SystemExit(1)

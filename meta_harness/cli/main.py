@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reject": ("meta_harness.cli.permissions", "reject"),
     "config": ("meta_harness.cli.config_cmd", "config"),
     "agents": ("meta_harness.cli.config_cmd", "agents"),
+    "stats": ("meta_harness.cli.stats_cmd", "stats"),
 }
 
 

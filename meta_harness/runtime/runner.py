@@ -611,12 +611,12 @@ def _conversation(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
         frame = record.get("frame")
         if record.get("load") or not isinstance(frame, dict):
             continue
+        update = session_update(record)
         if record.get("dir") == "out" and frame.get("method") == "session/prompt":
             blocks = (frame.get("params") or {}).get("prompt") or []
-            role, text = "user", "\n".join(
-                str(b.get("text", "")) for b in blocks if isinstance(b, dict) and b.get("type") == "text"
-            )
-        elif (update := session_update(record)) and update.get("sessionUpdate") == "agent_message_chunk":
+            texts = [b for b in blocks if isinstance(b, dict) and b.get("type") == "text"]
+            role, text = "user", "\n".join(str(b.get("text", "")) for b in texts)
+        elif update is not None and update.get("sessionUpdate") == "agent_message_chunk":
             role, text = "agent", update_text(update)
         else:
             continue

@@ -407,6 +407,8 @@ class Supervisor:
             self._tg = None
             self.store.close()
             self._stop_reaper()
+            with contextlib.suppress(OSError):
+                write_stats(self.workspace, self.stats_snapshot())
             self.events.emit(EventType.SUPERVISOR, None, status="stopped")
             self.events.close()
             for sig in (signal.SIGINT, signal.SIGTERM):

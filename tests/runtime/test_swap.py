@@ -61,9 +61,12 @@ env = { MH_DEMO_STATE_DIR = "{task_dir}/agent" }
 command = ["{python}", "-m", "meta_harness.demo_agent", "--fail-load", "--no-resume"]
 env = { MH_DEMO_STATE_DIR = "{task_dir}/agent" }
 
-# Lingers after stdin EOF: a swap-out stays in `stopping` until the ladder's SIGTERM.
+# Lingers after stdin EOF and ignores SIGTERM: a swap-out stays in `stopping` until the
+# shutdown ladder's SIGKILL (AGENT_STOP_GRACE + AGENT_TERM_GRACE).
 [agents.slowexit]
-command = ["sh", "-c", '"$0" -m "$1"; sleep 60', "{python}", "meta_harness.demo_agent"]
+command = [
+    "sh", "-c", 'trap "" TERM; "$0" -m "$1"; sleep 60', "{python}", "meta_harness.demo_agent",
+]
 env = { MH_DEMO_STATE_DIR = "{task_dir}/agent" }
 
 # Starts slowly once it has a session on disk: a restore stays in `restoring` a while.

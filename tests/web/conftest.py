@@ -12,7 +12,7 @@ import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,8 +162,9 @@ class SseReader:
     last_id: str | None = None
     retry: int | None = None
 
-    async def events(self, response: httpx2.Response) -> AsyncIterator[SseEvent]:
-        name, data, event_id = "message", [], None
+    async def events(self, response: httpx2.Response) -> AsyncGenerator[SseEvent, None]:
+        name, event_id = "message", None
+        data: list[str] = []
         async for line in response.aiter_lines():
             if line == "":
                 if event_id is not None:

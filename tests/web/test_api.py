@@ -4,6 +4,7 @@ that the supervisor's own parsers accept; hostile requests get a clear JSON erro
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -115,7 +116,7 @@ def test_transcript_pages_by_byte_offset_cover_the_file_exactly(
     append(path, *(note("n", i=i) for i in range(25)))
     with open(path, "ab") as f:
         f.write(b'{"torn": tr')  # a line still being written is not served
-    got = []
+    got: list[tuple[int, dict[str, object]]] = []
     offset = 0
     while True:
         page = client.get(f"/api/tasks/t-a/transcript?offset={offset}&limit=7").json()
@@ -390,7 +391,7 @@ def test_a_huge_body_is_refused_with_413(ws: Workspace, client: TestClient) -> N
     assert response.status_code == 413
     assert "larger than" in response.json()["error"]
 
-    def chunks():  # no Content-Length: the limit is counted while reading
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit is counted while reading
         for _ in range(40):
             yield b"x" * 65536
 

@@ -83,12 +83,12 @@ def test_a_token_file_that_holds_no_token_is_refused(ws: Workspace) -> None:
         {"authorization": f"Basic {TOKEN}"},
         {"authorization": f"Bearer {TOKEN[:-1]}"},
         {"x-token": TOKEN},
-        {"authorization": "Bearer ünïcode".encode()},
+        {b"authorization": "Bearer ünïcode".encode()},
     ],
 )
 @pytest.mark.parametrize("path", ["/", "/api/tasks", "/api/events", "/static/dashboard.js"])
 def test_requests_without_the_right_token_get_401(
-    guarded: TestClient, headers: dict[str, str | bytes], path: str
+    guarded: TestClient, headers: dict[str, str] | dict[bytes, bytes], path: str
 ) -> None:
     response = guarded.get(path, headers=headers)
     assert response.status_code == 401
