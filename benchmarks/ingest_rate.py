@@ -49,6 +49,7 @@ from meta_harness.runtime.store import EventLog, TaskStore
 GOAL_RATE = 20_000.0
 TEXT = "please look at the failing test in tests/test_x.py and fix it"
 LIVE_TIMEOUT = 60.0  # every live drop must be ingested within this
+LIVE_MESSAGES = 100  # per task in the live run (10,000 drops): the publisher sets its pace
 LIVE_STOP_TIMEOUT = 1.0  # runners parked behind a hung initialize do not stop on SIGTERM
 
 INERT_TOML = """
@@ -241,7 +242,7 @@ def main() -> None:
         print(f"ingest rate, {machine(Path(tmp))}")
         in_process(Path(tmp) / "a", args.tasks, messages, rounds)
     if not args.no_live:
-        live_messages = 10 if args.quick else messages
+        live_messages = 10 if args.quick else LIVE_MESSAGES
         with tempfile.TemporaryDirectory(prefix="mh-bench-") as tmp:
             live(Path(tmp) / "b", args.tasks, live_messages)
 

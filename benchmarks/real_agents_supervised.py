@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import statistics
 import sys
 import tempfile
@@ -63,6 +64,7 @@ class Side:
     session_load: list[float] = field(default_factory=list)
     first_prompt: list[float] = field(default_factory=list)
     prompts: list[float] = field(default_factory=list)  # supervisor: WAL sent -> ack
+    prompt_frames: list[float] = field(default_factory=list)  # supervisor: frame out -> in
     drop_to_ack: list[float] = field(default_factory=list)  # supervisor only
 
 
@@ -148,6 +150,7 @@ def measure(agent: str, prompts: int, scratch: Path) -> tuple[Side, Side]:
         side.session_load = _round_trips(records, "session/load")
         prompt_rtts = _round_trips(records, "session/prompt")
         side.first_prompt = prompt_rtts[:1]
+        side.prompt_frames = prompt_rtts[1 : prompts + 1]
         stamps: dict[str, dict[str, float]] = {}
         for record in wal(rig.ws, TASK):
             stamps.setdefault(str(record["id"]), {})[str(record["op"])] = float(record["ts"])
@@ -244,6 +247,7 @@ def report(agent: str, supervised: Side, plain: Side) -> None:
         ("session/resume", supervised.session_resume, plain.session_resume),
         ("session/load", supervised.session_load, plain.session_load),
         ("first prompt", supervised.first_prompt, plain.first_prompt),
+        ("prompt (sup: frame out→in)", supervised.prompt_frames, plain.prompts),
         ("prompt (sup: WAL sent→ack)", supervised.prompts, plain.prompts),
         ("prompt (sup: drop→ack)", supervised.drop_to_ack, plain.prompts),
     ]
@@ -263,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=10)
     parser.add_argument("--agent", action="append", choices=sorted(LAUNCHERS))
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    for noisy in ("mcp", "uvicorn", "httpx", "httpx2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         ensure_agents_installed()
     except Skipped as e:

@@ -18,7 +18,7 @@ from meta_harness.base.jsonl import read_records
 from meta_harness.domain.inbox import InboxState
 from meta_harness.domain.tasks import TaskRecord
 from meta_harness.web import publish
-from meta_harness.web.follow import check_boundary, log_end, read_window
+from meta_harness.web.logs import check_boundary, log_end, read_window
 from meta_harness.web.state import (
     WebState,
     pending_requests,

@@ -28,7 +28,7 @@ from meta_harness.base.errors import MetaHarnessError
 from meta_harness.base.layout import Workspace
 from meta_harness.web import api, openapi, sse
 from meta_harness.web.auth import LOOPBACK_NAMES, MAX_BODY_BYTES, MAX_STREAMS, MCP_PREFIX, Guard
-from meta_harness.web.follow import Hub
+from meta_harness.web.hub import Hub
 from meta_harness.web.state import EventFold, TaskIndex, WebState
 
 if TYPE_CHECKING:

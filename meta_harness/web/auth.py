@@ -23,6 +23,7 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from meta_harness.base.errors import WorkspaceError
 from meta_harness.base.layout import Workspace
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def load_or_create_token(workspace: Workspace) -> tuple[str, bool]:
         pass
     else:
         if not _TOKEN_SHAPE.fullmatch(token):
-            raise PermissionError(f"{path} does not hold a token; delete it to make a new one")
+            raise WorkspaceError(f"{path} does not hold a token; delete it to make a new one")
         mode = stat.S_IMODE(os.stat(path).st_mode)
         if mode & 0o077:
             logger.warning("%s was readable by others (mode %o); setting 0600", path, mode)

@@ -28,7 +28,7 @@ from meta_harness.base.errors import MetaHarnessError, UsageError
 from meta_harness.base.layout import Workspace
 from meta_harness.web.app import create_app
 from meta_harness.web.auth import is_loopback, load_or_create_token, loopback_hosts
-from meta_harness.web.follow import Hub
+from meta_harness.web.hub import Hub
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer

@@ -5,7 +5,7 @@ last record sent from it: `t:<offset>,e:<offset>` on a task stream (transcript,
 events.jsonl), `e:<offset>` on the events stream. A reconnect with `Last-Event-ID` (or
 `?last_event_id=`, for a fresh EventSource) resumes at those offsets, so no record is
 missed or sent twice. An id-only message moves the cursor past records a stream
-filtered out. Files are followed with the shared watcher (`follow.Hub`), never polled.
+filtered out. Files are followed with the shared watcher (`hub.Hub`), never polled.
 Event `transcript` and `event` carry `{"offset": <record start>, "record": {...}}`.
 """
 
@@ -25,14 +25,8 @@ from starlette.requests import Request
 
 from meta_harness.base.errors import MetaHarnessError, NotFound, UsageError
 from meta_harness.base.layout import validate_task_id
-from meta_harness.web.follow import (
-    READ_WINDOW,
-    Hub,
-    Line,
-    check_boundary,
-    read_lines,
-    tail_start,
-)
+from meta_harness.web.hub import Hub
+from meta_harness.web.logs import READ_WINDOW, Line, check_boundary, read_lines, tail_start
 from meta_harness.web.state import WebState
 
 PING_SECONDS = 15  # keeps proxies from closing an idle stream

@@ -24,7 +24,8 @@ from meta_harness.domain.events import EventType
 from meta_harness.domain.permissions import RequestStatus
 from meta_harness.domain.phases import SessionPhase
 from meta_harness.domain.tasks import TaskRecord, read_task
-from meta_harness.web.follow import Hub, read_window
+from meta_harness.web.hub import Hub
+from meta_harness.web.logs import read_window
 
 STATS_FILE = "stats.json"  # written by the runtime's stats publisher (runtime/stats.py)
 ANSWER_SUFFIX = ".answer.json"

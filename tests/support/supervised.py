@@ -4,9 +4,9 @@ Owns one "rig" per agent: the mock LLM, a small MCP test server (`testsrv`, one 
 tool that insists on its header), a workspace whose `meta-harness.toml` defines the
 agent from its `AgentLaunch` (`[agents.<agent>_mock]`, complete env, no passthrough),
 the profiles `<agent>_mock` (MCP tools allowed) and `<agent>_mock_edits` (file edits
-allowed too), and a supervisor subprocess with the built-in MCP server mounted
-(`tests/mcpserver/boot_with_mcp.py`; `meta-harness up` has no `--http` yet). Files in,
-files out: tests drop files and read the WAL, transcript and the mock's request log.
+allowed too), and a supervisor subprocess: `meta-harness up`, which serves the built-in
+MCP server on loopback. Files in, files out: tests drop files and read the WAL,
+transcript and task records, and the mock's request log.
 """
 
 from __future__ import annotations
@@ -43,8 +43,7 @@ from tests.support.real_agents import LAUNCHERS, AgentLaunch, session_saved
 
 logger = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
-BOOT_WITH_MCP = REPO / "tests" / "mcpserver" / "boot_with_mcp.py"
+UP = [sys.executable, "-m", "meta_harness", "up"]  # the real composition root
 
 TESTSRV = "testsrv"  # the profile's own MCP server, as named in [mcp_servers]
 TESTSRV_HEADER = "X-Test-Token"
@@ -193,11 +192,11 @@ def workspace_toml(
 
 
 def start_supervisor(procs: Procs, extra_env: dict[str, str] | None = None) -> Supervisor:
-    """Boot a supervisor with the built-in MCP server mounted; wait until it has started."""
+    """`meta-harness up` on the rig's workspace; wait until it has started."""
     log = procs.scratch / f"supervisor-{len(procs.supervisors) + 1}.log"
     with open(log, "wb") as out:
         popen = subprocess.Popen(
-            [sys.executable, str(BOOT_WITH_MCP), str(procs.ws)],
+            [*UP, str(procs.ws)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -14,6 +14,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
+from meta_harness.base.errors import WorkspaceError
 from meta_harness.base.layout import Workspace
 from meta_harness.web.app import create_app
 from meta_harness.web.auth import (
@@ -71,7 +72,7 @@ def test_a_token_file_readable_by_others_is_made_private(ws: Workspace) -> None:
 def test_a_token_file_that_holds_no_token_is_refused(ws: Workspace) -> None:
     ws.state_dir.mkdir(parents=True, exist_ok=True)
     ws.http_token_file.write_text("hunter2\n")
-    with pytest.raises(PermissionError, match="does not hold a token"):
+    with pytest.raises(WorkspaceError, match="does not hold a token"):
         load_or_create_token(ws)
 
 

@@ -1,20 +1,16 @@
-"""Following logs: bounded reads agree with `read_from`, tails and cursors sit on record
-boundaries, and the shared watcher wakes exactly the streams whose files changed."""
+"""Bounded log reads agree with `read_from`; tails and cursors sit on record boundaries."""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
 
-import anyio
 import orjson
 import pytest
 
 from meta_harness.base.errors import UsageError
 from meta_harness.base.jsonl import read_from
-from meta_harness.web.follow import Hub, check_boundary, log_end, read_window, tail_start
-
-WAIT = 10.0
+from meta_harness.web.logs import check_boundary, log_end, read_window, tail_start
 
 
 def messy_log(path: Path, rng: random.Random) -> bytes:
@@ -82,52 +78,3 @@ def test_cursors_must_be_record_boundaries(tmp_path: Path, offset: int, ok: bool
             check_boundary(path, offset, "log")
     assert check_boundary(path, 8, "log") == 8
     assert check_boundary(path, 16, "log") == 16
-
-
-@pytest.mark.anyio
-async def test_the_hub_wakes_only_the_subscribers_of_a_changed_file(tmp_path: Path) -> None:
-    root = tmp_path / "tasks"
-    (root / "a").mkdir(parents=True)
-    (root / "b").mkdir()
-    hub = Hub([root], max_subscribers=10)
-    with anyio.fail_after(WAIT):
-        async with hub.running():
-            async with (
-                hub.subscribe([root / "a" / "t.jsonl"]) as sub_a,
-                hub.subscribe([root / "b" / "t.jsonl"]) as sub_b,
-            ):
-                assert hub.subscribers == 2
-                await sub_a.wake.wait()  # the watcher armed: everyone re-reads once
-                await sub_b.wake.wait()
-                sub_a.clear()
-                sub_b.clear()
-                (root / "a" / "t.jsonl").write_bytes(b"{}\n")
-                assert await sub_a.wait()
-                assert not sub_b.wake.is_set()
-            assert hub.subscribers == 0
-
-
-@pytest.mark.anyio
-async def test_the_hub_wakes_a_subscriber_when_its_task_directory_appears(tmp_path: Path) -> None:
-    root = tmp_path / "tasks"
-    root.mkdir()
-    hub = Hub([root], max_subscribers=10)
-    target = root / "t-late" / "transcript.jsonl"
-    with anyio.fail_after(WAIT):
-        async with hub.running(), hub.subscribe([target]) as sub:
-            await sub.wake.wait()
-            sub.clear()
-            target.parent.mkdir()
-            target.write_bytes(b"{}\n")
-            assert await sub.wait()
-
-
-@pytest.mark.anyio
-async def test_closing_the_hub_releases_every_waiting_stream(tmp_path: Path) -> None:
-    hub = Hub([tmp_path], max_subscribers=10)
-    with anyio.fail_after(WAIT):
-        async with hub.running(), hub.subscribe([tmp_path / "x"]) as sub:
-            await sub.wake.wait()
-            sub.clear()
-            hub.close()
-            assert await sub.wait() is False
