@@ -33,7 +33,14 @@ from acp.schema import HttpHeader, HttpMcpServer
 from meta_harness.base.layout import Workspace
 from meta_harness.base.tokens import task_token, workspace_secret
 from tests.support.mock_llm import MockLLM, Rule, Text
-from tests.support.procs import CRASH_ENV, marked_processes, transcript, wait_gone, wal
+from tests.support.procs import (
+    CRASH_ENV,
+    events,
+    marked_processes,
+    transcript,
+    wait_gone,
+    wal,
+)
 from tests.support.real_agents import (
     LAUNCHERS,
     RecordingClient,
@@ -88,24 +95,25 @@ def _round_trips(records: list[dict[str, Any]], method: str) -> list[float]:
     return out
 
 
-def _spawn_to_init(records: list[dict[str, Any]]) -> list[float]:
-    """Seconds from each `spawn` note to the initialize response of that epoch."""
-    spawned: dict[int, float] = {}
-    out: list[float] = []
-    for record in records:
-        epoch = int(record.get("epoch", 0))
-        frame = record.get("frame")
-        if record.get("dir") == "note" and record.get("note") == "spawn":
-            spawned[epoch] = float(record["ts"])
-        elif (
-            record.get("dir") == "in"
-            and isinstance(frame, dict)
-            and frame.get("id") == 0
-            and "method" not in frame
-            and epoch in spawned
-        ):
-            out.append(float(record["ts"]) - spawned.pop(epoch))
-    return out
+def _spawn_to_init(records: list[dict[str, Any]], events: list[dict[str, Any]]) -> list[float]:
+    """Seconds from each session start (phase starting/restoring, just before the spawn) to
+    the initialize response; both come once per agent process, in order."""
+    starts = [
+        float(e["ts"])
+        for e in events
+        if e.get("type") == "session.phase"
+        and e.get("task") == TASK
+        and e.get("to") in ("starting", "restoring")
+    ]
+    inits = [
+        float(r["ts"])
+        for r in records
+        if r.get("dir") == "in"
+        and isinstance(r.get("frame"), dict)
+        and r["frame"].get("id") == 0
+        and "method" not in r["frame"]
+    ]
+    return [init - start for start, init in zip(starts, inits, strict=False)]
 
 
 def _send_and_ack(rig: Rig, message_id: str, text: str) -> float:
@@ -144,7 +152,7 @@ def measure(agent: str, prompts: int, scratch: Path) -> tuple[Side, Side]:
         rig.wait_ack(TASK, "load")
 
         records = transcript(rig.ws, TASK)
-        side.spawn_init = _spawn_to_init(records)
+        side.spawn_init = _spawn_to_init(records, events(rig.ws))
         side.session_new = _round_trips(records, "session/new")
         side.session_resume = _round_trips(records, "session/resume")
         side.session_load = _round_trips(records, "session/load")

@@ -5,7 +5,9 @@ load task records, fold WALs (truncating torn tails), expire permission requests
 previous run, deliver child results that a crash left undelivered, ingest every waiting
 drop file, then start a runner for each task with something to do. Then it watches. On
 SIGINT/SIGTERM every runner swaps its session out (session ids stay on disk) and every
-process group is ended. If the supervisor is killed, the reaper ends the groups.
+process group is ended; only then do the services (the MCP server among them) stop, as
+agents close their MCP sessions on the way out. If the supervisor is killed, the reaper
+ends the groups.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ from meta_harness.runtime.watcher import watch_config, watch_drops
 logger = logging.getLogger(__name__)
 
 SWEEP_TERM_GRACE = 2.0  # leftover agents of a killed supervisor get this long after SIGTERM
+# Runners swap out in parallel on stop (session/close, EOF, SIGTERM, SIGKILL: ~10 s at most);
+# past this the services stop anyway.
+RUNNERS_STOP_TIMEOUT = 30.0
 
 
 Service = Callable[["Supervisor"], Coroutine[Any, Any, None]]
@@ -71,7 +76,11 @@ class Supervisor:
         self._mcp_entries = mcp_entries
         self._config = config
         self._overrides = overrides
+        # SIGINT/SIGTERM set `stop_requested`: runners stop first, then `stop_event` (which
+        # services and watchers wait on) is set. Setting `stop_event` directly stops too.
+        self.stop_requested = asyncio.Event()
         self.stop_event = asyncio.Event()
+        self._runner_tasks: set[asyncio.Task[None]] = set()
         self.events = EventLog(workspace)
         self.store = TaskStore(workspace, self.events)
         self.pool = Pool(config.settings.supervisor.max_live)
@@ -199,14 +208,16 @@ class Supervisor:
         if runner is not None:
             return runner
         record = self.store.get(task_id)
-        if record is None or self._tg is None or self.stop_event.is_set():
+        if record is None or self._tg is None or self.stop_requested.is_set():
             return None
         if record.phase.terminal and not self.store.inbox(task_id).state.pending():
             return None
         profile = self._task_profile(task_id, record.profile)
         runner = TaskRunner(self.ctx, task_id, profile)
         self.runners[task_id] = runner
-        self._tg.create_task(self._run(runner), name=f"runner-{task_id}")
+        task = self._tg.create_task(self._run(runner), name=f"runner-{task_id}")
+        self._runner_tasks.add(task)
+        task.add_done_callback(self._runner_tasks.discard)
         return runner
 
     def _task_profile(self, task_id: str, name: str) -> Profile:
@@ -226,7 +237,8 @@ class Supervisor:
             self.runners.pop(runner.task_id, None)
             self.store.inbox(runner.task_id).release()
         # a message may have arrived while the runner was finishing
-        if not self.stop_event.is_set() and self.store.inbox(runner.task_id).state.next_pending():
+        stopping = self.stop_requested.is_set()
+        if not stopping and self.store.inbox(runner.task_id).state.next_pending():
             self.ensure_runner(runner.task_id)
 
     # -- ingest results ------------------------------------------------------------------------
@@ -375,7 +387,7 @@ class Supervisor:
     async def serve(self, ready: asyncio.Event | None = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.stop_event.set)
+            loop.add_signal_handler(sig, self.stop_requested.set)
         self.workspace.ensure_dirs()
         self.sweep_leftovers()
         self._start_reaper()
@@ -399,10 +411,11 @@ class Supervisor:
                     tg.create_task(service(self), name=getattr(service, "__name__", "service"))
                 if ready is not None:
                     ready.set()
-                await self.stop_event.wait()
+                await _first_of(self.stop_requested, self.stop_event)
+                self.stop_requested.set()
                 self.events.emit(EventType.SUPERVISOR, None, status="stopping")
-                for runner in list(self.runners.values()):
-                    runner.stop()
+                await self._stop_runners()
+                self.stop_event.set()
         finally:
             self._tg = None
             self.store.close()
@@ -413,6 +426,26 @@ class Supervisor:
             self.events.close()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+
+    async def _stop_runners(self) -> None:
+        """Every runner swaps its session out; the services outlive the agents."""
+        for runner in list(self.runners.values()):
+            runner.stop()
+        running = [t for t in self._runner_tasks if not t.done()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=RUNNERS_STOP_TIMEOUT)
+            if late:
+                logger.warning("%d runner(s) still stopping; stopping services anyway", len(late))
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    """Until any of `events` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 def _lock(workspace: Workspace) -> FileLock:

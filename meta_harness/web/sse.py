@@ -171,6 +171,8 @@ def _stamp(path: Path) -> tuple[int, int, int]:
 
 async def _events(hub: Hub, sources: list[Source], offsets: dict[str, int]) -> AsyncIterator[bytes]:
     """The stream body: every batch of new records goes out as one chunk (one send)."""
+    if hub.closing.is_set():
+        return  # the app closed between the request and its body: an empty, complete stream
     async with hub.subscribe([s.path for s in sources]) as sub:
         yield b"retry: %d\r\n\r\n" % RETRY_MS
         while not hub.closing.is_set():

@@ -527,6 +527,7 @@ def test_a_restarted_supervisor_publishes_stats_at_once_even_with_nothing_to_do(
     first = procs.start_supervisor()
     drop_task(workspace, "t1", "hello")
     wait_acked(workspace, "t1", "prompt-t1")
+    until(workspace, lambda: task_phase(workspace, "t1") == "waiting", "t1 to wait")
     first.kill()
     first.wait()
 

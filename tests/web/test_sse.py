@@ -316,23 +316,22 @@ async def test_streams_of_unknown_or_hostile_task_ids_are_refused(
 async def test_stopping_the_service_ends_open_streams_promptly(ws: Workspace) -> None:
     make_task(ws, "t-main")
     async with serve(ws) as running:
-        opened = anyio.Event()
-        ended: list[bool] = []
+        ended: list[int] = []
 
-        async def hold() -> None:
+        async def hold(task_status: anyio.abc.TaskStatus[None]) -> None:
             async with (
                 httpx2.AsyncClient(timeout=WAIT) as http,
                 http.stream("GET", running.url + "/api/events") as response,
             ):
-                opened.set()
+                assert response.status_code == 200
+                task_status.started()
                 async for _ in response.aiter_bytes():
                     pass
-            ended.append(True)
+            ended.append(response.status_code)
 
         with anyio.fail_after(WAIT):
             async with anyio.create_task_group() as tg:
                 for _ in range(3):
-                    tg.start_soon(hold)
-                await opened.wait()
+                    await tg.start(hold)  # each stream is open before the next starts
                 await running.stop()
-    assert ended == [True, True, True]
+    assert ended == [200, 200, 200]
