@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +33,7 @@ from acp.schema import (
 from meta_harness import __version__
 from meta_harness.agent.client import ClientHooks, SupervisorClient
 from meta_harness.agent.process import AGENT_STOP_GRACE, AgentProcess, StopHabits, spawn_agent
+from meta_harness.agent.spec import LaunchSpec
 from meta_harness.agent.transcript import TranscriptWriter
 from meta_harness.agent.transport import StdioTransport
 from meta_harness.base.errors import (
@@ -55,19 +56,6 @@ TURN_SETTLE = 0.5
 _T = TypeVar("_T")
 
 
-@dataclass
-class LaunchSpec:
-    argv: list[str]
-    env: dict[str, str]
-    cwd: Path
-    stderr_path: Path
-    transcript_path: Path
-    epoch: int
-    roots: list[Path] = field(default_factory=list)
-    on_spawn: Callable[[int], None] | None = None  # told the process group id at once
-    agent: str = ""  # the agent's config name: what `stop_habits` remembers it by
-    stop_habits: StopHabits | None = None
-    on_exit: Callable[[int], None] | None = None  # told the group id once the group is ended
 
 
 @dataclass(frozen=True)

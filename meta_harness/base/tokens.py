@@ -16,6 +16,7 @@ from meta_harness.base.errors import InvalidId
 from meta_harness.base.layout import Workspace, validate_task_id
 
 SECRET_FILE = "secret"
+TOKEN_HEADER = "X-Task-Token"  # how a task's agent presents its token to the MCP server
 
 
 def workspace_secret(workspace: Workspace) -> bytes:

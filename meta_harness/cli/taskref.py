@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from dataclasses import dataclass
 
 from meta_harness.base.errors import Conflict, DropRejected, NotFound, UsageError
 from meta_harness.base.layout import Workspace, validate_request_id, validate_task_id
 from meta_harness.domain.drops import MAX_DROP_BYTES, is_drop_name, parse_task_drop
 
+QUEUED_TASK_WAIT = 10.0  # a running supervisor accepts a new task in ms; allow for a busy one
 AMBIGUOUS_SHOWN = 5  # candidates named in an "ambiguous prefix" error
 
 
@@ -87,11 +89,29 @@ def resolve_task(workspace: Workspace, ref: str) -> str:
         raise UsageError(f"task prefix {ref!r} is ambiguous: {len(matches)} tasks match ({shown})")
     for queued in queued_tasks(workspace):
         if queued.id is not None and queued.id.startswith(ref):
+            if _accepted_soon(workspace, queued.id):
+                return queued.id
             raise Conflict(
                 f"task {queued.id} is still queued in inbox/{queued.name}: no supervisor has "
                 "accepted it yet (run `meta-harness up`)"
             )
     raise NotFound(f"no task {ref!r} in {workspace.root}")
+
+
+def _accepted_soon(workspace: Workspace, task_id: str) -> bool:
+    """With a supervisor running, wait (bounded) for it to accept a task just submitted."""
+    from meta_harness.cli.follow import Waker
+    from meta_harness.cli.state import supervisor_status
+
+    if not supervisor_status(workspace).running:
+        return False
+    record = workspace.task(task_id).record
+    deadline = time.monotonic() + QUEUED_TASK_WAIT
+    with Waker(workspace.tasks_dir, deadline=deadline, recursive=True) as waker:
+        while not record.is_file():
+            if not waker.wait():
+                return record.is_file()
+    return True
 
 
 def resolve_request(workspace: Workspace, task_id: str, ref: str) -> str:

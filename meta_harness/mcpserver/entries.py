@@ -24,9 +24,8 @@ from typing import Any, Protocol
 from meta_harness.base.config import Config, McpServerDef, Profile
 from meta_harness.base.errors import ConfigError
 from meta_harness.base.layout import TaskPaths, Workspace
-from meta_harness.base.tokens import task_token, workspace_secret
+from meta_harness.base.tokens import TOKEN_HEADER, task_token, workspace_secret
 from meta_harness.domain.tasks import read_task_or_none
-from meta_harness.mcpserver.identity import TOKEN_HEADER
 from meta_harness.mcpserver.settings import ConfigSource, FileConfig
 from meta_harness.mcpserver.stdio import TOKEN_ENV
 

@@ -15,9 +15,8 @@ from typing import Any
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
-from meta_harness.base.tokens import task_of
+from meta_harness.base.tokens import TOKEN_HEADER, task_of
 
-TOKEN_HEADER = "X-Task-Token"
 TOKEN_META_KEY = "meta-harness/taskToken"
 
 TokenReader = Callable[[Context[Any, Any]], str | None]

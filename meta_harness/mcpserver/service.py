@@ -25,7 +25,6 @@ from starlette.routing import Mount
 from meta_harness.base.config import Config
 from meta_harness.base.layout import Workspace
 from meta_harness.mcpserver.entries import AgentLike, McpList, mcp_entries
-from meta_harness.mcpserver.tools import build_mcp
 
 MCP_SHUTDOWN_GRACE = 2  # seconds open MCP streams get once the supervisor stops
 LISTEN_BACKLOG = 128
@@ -66,6 +65,8 @@ def mcp_service(
 
     async def serve_mcp(supervisor: SupervisorLike) -> None:
         running.append(supervisor)
+        from meta_harness.mcpserver.tools import build_mcp  # the MCP SDK: ~1 s, after boot
+
         srv = build_mcp(workspace, config=supervisor.config)
 
         @contextlib.asynccontextmanager

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meta_harness.agent.session import AgentSession, LaunchSpec
+from meta_harness.agent.session import AgentSession
+from meta_harness.agent.spec import LaunchSpec
 from meta_harness.base.config import AgentDef, Config, Profile
 from meta_harness.base.errors import AgentError
 from meta_harness.base.layout import TaskPaths, Workspace

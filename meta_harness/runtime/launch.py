@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from meta_harness.agent.session import LaunchSpec
+from meta_harness.agent.spec import LaunchSpec
 from meta_harness.base.config import AgentDef, Profile
 from meta_harness.base.layout import TaskPaths, Workspace
 from meta_harness.domain.tasks import TaskRecord

@@ -21,10 +21,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meta_harness.agent.process import StopHabits
-from meta_harness.agent.session import AgentSession
 from meta_harness.base.config import Config, Profile
 from meta_harness.base.errors import (
     AgentBroken,
@@ -50,6 +49,9 @@ from meta_harness.runtime.launch import launch_spec
 from meta_harness.runtime.pool import Pool
 from meta_harness.runtime.stats import Stats
 from meta_harness.runtime.store import TaskStore
+
+if TYPE_CHECKING:
+    from meta_harness.agent.session import AgentSession
 
 logger = logging.getLogger(__name__)
 
@@ -370,6 +372,8 @@ class TaskRunner:
         spec.stop_habits = self.ctx.stop_habits
         spec.on_exit = self.ctx.on_exit
         try:
+            from meta_harness.agent.session import AgentSession  # the ACP SDK: 0.5 s, once
+
             session = await AgentSession.open(spec, self)
         except AgentStartError as e:
             self.ctx.pool.release(self.task_id)

@@ -23,14 +23,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import psutil
 from filelock import FileLock, Timeout
 
 from meta_harness import __version__
-from meta_harness.agent.session import AgentSession
 from meta_harness.base.config import Config, Profile, load_config
 from meta_harness.base.errors import ConfigError, WorkspaceLocked
 from meta_harness.base.fs import atomic_write, remove_stale_temps
@@ -48,6 +47,9 @@ from meta_harness.runtime.stats import STATS_MIN_INTERVAL, Stats, write_stats
 from meta_harness.runtime.store import EventLog, TaskStore
 from meta_harness.runtime.watcher import watch_config, watch_drops
 
+if TYPE_CHECKING:
+    from meta_harness.agent.session import AgentSession
+
 logger = logging.getLogger(__name__)
 
 SWEEP_TERM_GRACE = 2.0  # leftover agents of a killed supervisor get this long after SIGTERM
@@ -58,7 +60,7 @@ RUNNERS_STOP_TIMEOUT = 30.0
 
 Service = Callable[["Supervisor"], Coroutine[Any, Any, None]]
 # Per task: the ACP `mcpServers` entries, and warnings about servers left out.
-McpEntries = Callable[[str, AgentSession], tuple[list[dict[str, Any]], list[str]]]
+McpEntries = Callable[[str, "AgentSession"], tuple[list[dict[str, Any]], list[str]]]
 
 
 class Supervisor:
