@@ -229,7 +229,7 @@ def live(root: Path, tasks: int, messages: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="100 x 100, one in-process round, small live run"
+        "--quick", action="store_true", help="100 x 50, one in-process round, 100 x 5 live"
     )
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--messages", type=int, default=None, help="per task per round (200)")
@@ -237,12 +237,12 @@ def main() -> None:
     parser.add_argument("--no-live", action="store_true", help="skip the live supervisor run")
     args: Any = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
-    messages = args.messages or (100 if args.quick else 200)
+    messages = args.messages or (50 if args.quick else 200)
     with tempfile.TemporaryDirectory(prefix="mh-bench-") as tmp:
         print(f"ingest rate, {machine(Path(tmp))}")
         in_process(Path(tmp) / "a", args.tasks, messages, rounds)
     if not args.no_live:
-        live_messages = 10 if args.quick else LIVE_MESSAGES
+        live_messages = 5 if args.quick else LIVE_MESSAGES
         with tempfile.TemporaryDirectory(prefix="mh-bench-") as tmp:
             live(Path(tmp) / "b", args.tasks, live_messages)
 

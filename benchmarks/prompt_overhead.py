@@ -1,11 +1,12 @@
 """Benchmark: a prompt round trip through meta-harness vs a direct ACP client, same run.
 
-Three series, interleaved prompt by prompt so that machine load hits them alike, each a
-one-line echo prompt with the same header line and `_meta` to the demo agent:
-- direct: the ACP SDK client (`acp.spawn_agent_process`, stderr to DEVNULL) -> demo agent.
-- runner loop (in-process): what the runner does per message once it is queued —
-  WAL `sent` (write + fdatasync), `AgentSession.prompt` through our byte-exact transport
-  (every frame appended to transcript.jsonl), WAL `ack` (write + fdatasync).
+One-line echo prompts to the demo agent, each with the same header line and `_meta`, in
+series interleaved prompt by prompt (order rotating) so that machine load hits them alike:
+- direct: the ACP SDK client (`acp.spawn_agent_process`, stderr to DEVNULL).
+- AgentSession + transcript: our session through the byte-exact transport that appends
+  every frame to transcript.jsonl (no WAL): the cost of our transport and client.
+- runner loop: what the runner does per queued message: WAL `sent` (write + fdatasync),
+  the AgentSession prompt, WAL `ack` (write + fdatasync).
 - supervisor (`--no-supervisor` skips it): a real supervisor subprocess, one drop at a
   time; the figure is WAL `sent` ts -> `ack` ts, i.e. the sent fdatasync + BUSY event +
   prompt round trip (the ack's own fdatasync comes after its ts and is not included).
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,8 @@ from _common import (
 from acp import PROTOCOL_VERSION, spawn_agent_process, text_block
 from acp.schema import ClientCapabilities, FileSystemCapabilities, Implementation
 
-from meta_harness.agent.session import AgentSession, LaunchSpec
+from meta_harness.agent.session import AgentSession
+from meta_harness.agent.spec import LaunchSpec
 from meta_harness.base.layout import TaskPaths, Workspace
 from meta_harness.domain.drops import MessageDrop, header_line
 from meta_harness.runtime.store import TaskInbox
@@ -51,6 +54,8 @@ from meta_harness.runtime.store import TaskInbox
 GOAL_RATIO = 1.1
 WARMUP = 20  # prompts per series before measuring (imports, caches, page faults)
 TASK = "bench-overhead"
+DIRECT = "direct ACP SDK client"
+SUPERVISED = "supervisor, WAL sent -> ack"
 
 
 class NullClient:
@@ -90,6 +95,9 @@ def blocks_for(message_id: str, text: str) -> list[dict[str, Any]]:
     return [{"type": "text", "text": f"{header_line(message_id, 'bench')}\n{text}"}]
 
 
+Step = Callable[[int], Awaitable[float]]
+
+
 async def measure(root: Path, prompts: int, with_supervisor: bool) -> None:
     direct_state, mh_dir = root / "direct", root / "mh" / TASK
     direct_state.mkdir(parents=True)
@@ -98,8 +106,7 @@ async def measure(root: Path, prompts: int, with_supervisor: bool) -> None:
         fs=FileSystemCapabilities(read_text_file=True, write_text_file=True), terminal=True
     )
     info = Implementation(name="bench", version="0")
-    direct: list[float] = []
-    loop_ms: list[float] = []
+    results: dict[str, list[float]] = {}
     sup: tuple[Path, list[str]] | None = None
     async with spawn_agent_process(
         NullClient(),  # type: ignore[arg-type]
@@ -129,7 +136,7 @@ async def measure(root: Path, prompts: int, with_supervisor: bool) -> None:
         try:
             mh_sid = await session.new_session(mh_dir, [])
 
-            async def one_direct(i: int) -> float:
+            async def direct(i: int) -> float:
                 message_id = f"d-{i}"
                 block = blocks_for(message_id, f"hello {i}")[0]["text"]
                 t0 = time.perf_counter()
@@ -141,16 +148,18 @@ async def measure(root: Path, prompts: int, with_supervisor: bool) -> None:
                 )
                 return (time.perf_counter() - t0) * 1000
 
-            async def one_loop(i: int) -> float:
+            async def session_only(i: int) -> float:
+                message_id = f"a-{i}"
+                blocks = blocks_for(message_id, f"hello {i}")
+                t0 = time.perf_counter()
+                await session.prompt(mh_sid, blocks, {"messageId": message_id, "from": "bench"})
+                return (time.perf_counter() - t0) * 1000
+
+            async def runner_loop(i: int) -> float:
                 message_id = f"m-{i}"
                 text = f"hello {i}"
-                inbox.accept(
-                    [
-                        MessageDrop(
-                            id=message_id, sender="bench", content=[{"type": "text", "text": text}]
-                        )
-                    ]
-                )
+                content = [{"type": "text", "text": text}]
+                inbox.accept([MessageDrop(id=message_id, sender="bench", content=content)])
                 t0 = time.perf_counter()
                 inbox.mark_sent(message_id, 1)
                 stop = await session.prompt(
@@ -159,36 +168,46 @@ async def measure(root: Path, prompts: int, with_supervisor: bool) -> None:
                 inbox.ack(message_id, stop)
                 return (time.perf_counter() - t0) * 1000
 
+            steps: dict[str, Step] = {
+                DIRECT: direct,
+                "AgentSession + transcript": session_only,
+                "runner loop (+ WAL sent, ack)": runner_loop,
+            }
             for i in range(WARMUP):
-                await one_direct(-1 - i)
-                await one_loop(-1 - i)
+                for step in steps.values():
+                    await step(-1 - i)
             if with_supervisor:
-                sup = await with_a_supervisor(root, prompts, one_direct, one_loop, direct, loop_ms)
+                sup = await with_a_supervisor(root, prompts, steps, results)
             else:
-                for i in range(prompts):
-                    direct.append(await one_direct(i))
-                    loop_ms.append(await one_loop(i))
+                await interleave(prompts, steps, results)
         finally:
             inbox.close()
             await session.aclose()
-    report(direct, loop_ms, sup)
+    report(results, sup)
+
+
+async def interleave(prompts: int, steps: dict[str, Step], results: dict[str, list[float]]) -> None:
+    """Run each step once per prompt, rotating the order: what runs right after a
+    supervisor turn shares the CPU and disk with its post-turn work (the phase write)."""
+    names = list(steps)
+    for name in names:
+        results.setdefault(name, [])
+    for i in range(prompts):
+        for k in range(len(names)):
+            name = names[(i + k) % len(names)]
+            results[name].append(await steps[name](i))
 
 
 async def with_a_supervisor(
-    root: Path,
-    prompts: int,
-    one_direct: Any,
-    one_loop: Any,
-    direct: list[float],
-    loop_ms: list[float],
+    root: Path, prompts: int, steps: dict[str, Step], results: dict[str, list[float]]
 ) -> tuple[Path, list[str]]:
-    """Interleave: direct, runner loop, one supervisor message (drop, wait for its ack)."""
+    """Interleave the in-process steps with one supervisor message (drop, wait for its ack)."""
     ws = make_workspace(root / "sup")
     ids: list[str] = []
     with running_supervisor(ws, isolated_env(root), root / "supervisor.log") as sup:
         wal = warm_task(ws, sup, TASK, WARMUP)
 
-        async def one_supervised(i: int) -> None:
+        async def supervised(i: int) -> float:
             message_id = f"s-{i}"
             publish(
                 ws.task(TASK).inbox,
@@ -197,44 +216,30 @@ async def with_a_supervisor(
             )
             await asyncio.to_thread(wal.wait_for, "ack", message_id)
             ids.append(message_id)
+            return 0.0  # its figure comes from the WAL afterwards
 
-        async def one_direct_kept(i: int) -> None:
-            direct.append(await one_direct(i))
-
-        async def one_loop_kept(i: int) -> None:
-            loop_ms.append(await one_loop(i))
-
-        # Rotate the order: whatever runs right after a supervisor turn shares the CPU and
-        # the disk with the supervisor's post-ack work (phase write), so no series always does.
-        steps = [one_direct_kept, one_loop_kept, one_supervised]
-        for i in range(prompts):
-            for k in range(3):
-                await steps[(i + k) % 3](i)
+        await interleave(prompts, {**steps, SUPERVISED: supervised}, results)
+    results.pop(SUPERVISED)
     return ws.root, ids
 
 
-def report(direct: list[float], loop_ms: list[float], sup: tuple[Path, list[str]] | None) -> None:
-    rows = [("direct ACP SDK client", direct), ("runner loop, in-process", loop_ms)]
+def report(results: dict[str, list[float]], sup: tuple[Path, list[str]] | None) -> None:
+    rows = list(results.items())
     if sup is not None:
         root, ids = sup
         times = wal_times(Workspace(root), TASK)
-        rows.append(
-            (
-                "supervisor WAL sent -> ack",
-                [(times[("ack", m)] - times[("sent", m)]) * 1000 for m in ids],
-            )
-        )
+        rows.append((SUPERVISED, [(times[("ack", m)] - times[("sent", m)]) * 1000 for m in ids]))
     print_rows("prompt round trip, one-line echo to the demo agent", rows)
-    base = describe(direct)
+    base = describe(results[DIRECT])
     print("ratios to direct (p50 / p95):")
     verdicts: list[str] = []
     for name, values in rows[1:]:
         d = describe(values)
         ratio = d["p50"] / base["p50"]
-        verdicts.append(f"{name}: {'meets' if ratio <= GOAL_RATIO else 'MISSES'}")
+        verdicts.append(f"{name.strip()}: {'meets' if ratio <= GOAL_RATIO else 'MISSES'}")
         print(
-            f"  {name:<30} {ratio:6.3f} / {d['p95'] / base['p95']:6.3f}"
-            f"   (+{d['p50'] - base['p50']:.3f} ms at p50)"
+            f"  {name:<32} {ratio:6.3f} / {d['p95'] / base['p95']:6.3f}"
+            f"   ({d['p50'] - base['p50']:+.3f} ms at p50)"
         )
     print(f"goal: ratio <= {GOAL_RATIO} at p50 -> " + "; ".join(verdicts))
 

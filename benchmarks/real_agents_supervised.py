@@ -2,7 +2,8 @@
 
 Per agent, in one run: a supervisor with the built-in MCP server drives the agent from
 files (tests/support/supervised.py), and the ACP SDK client drives the same agent with
-the same mock LLM and the same two MCP servers. Compared: spawn→initialize, session/new,
+the same mock LLM and the same two MCP servers. Compared: spawn→initialize (the first
+spawn after a boot also imports the ACP SDK, lazily; later ones do not), session/new,
 session/resume (a restart of the supervisor), session/load (a restart after a SIGKILL
 with a message in flight), and the prompt round trip (supervisor: WAL `sent`→`ack`, and
 drop file→`ack`; direct: the `session/prompt` call). Supervisor steps are read from the
@@ -28,7 +29,7 @@ from typing import Any
 
 from _pytest.outcomes import Skipped
 from acp import text_block
-from acp.schema import HttpHeader, HttpMcpServer
+from acp.schema import AcpMcpServer, HttpHeader, HttpMcpServer, McpServerStdio, SseMcpServer
 
 from meta_harness.base.layout import Workspace
 from meta_harness.base.tokens import task_token, workspace_secret
@@ -57,15 +58,18 @@ from tests.support.supervised import (
     open_rig,
 )
 
+McpServer = HttpMcpServer | SseMcpServer | AcpMcpServer | McpServerStdio
 STEP_TIMEOUT = 60.0  # one ACP step of a real agent; the slowest seen (claude load) takes ~5 s
 TASK = "bench"
+WARM_TASKS = ("warm-1", "warm-2", "warm-3")  # spawned once the boot's first spawn is done
 
 
 @dataclass
 class Side:
     """One way of driving the agent: seconds per step."""
 
-    spawn_init: list[float] = field(default_factory=list)
+    spawn_init: list[float] = field(default_factory=list)  # supervisor: first after a boot
+    spawn_init_warm: list[float] = field(default_factory=list)  # supervisor: later spawns
     session_new: list[float] = field(default_factory=list)
     session_resume: list[float] = field(default_factory=list)
     session_load: list[float] = field(default_factory=list)
@@ -95,14 +99,16 @@ def _round_trips(records: list[dict[str, Any]], method: str) -> list[float]:
     return out
 
 
-def _spawn_to_init(records: list[dict[str, Any]], events: list[dict[str, Any]]) -> list[float]:
+def _spawn_to_init(
+    task: str, records: list[dict[str, Any]], events: list[dict[str, Any]]
+) -> list[float]:
     """Seconds from each session start (phase starting/restoring, just before the spawn) to
     the initialize response; both come once per agent process, in order."""
     starts = [
         float(e["ts"])
         for e in events
         if e.get("type") == "session.phase"
-        and e.get("task") == TASK
+        and e.get("task") == task
         and e.get("to") in ("starting", "restoring")
     ]
     inits = [
@@ -130,6 +136,9 @@ def measure(agent: str, prompts: int, scratch: Path) -> tuple[Side, Side]:
         rig.mock.script(Rule(Text("pong"), prompt_contains="ping"))
         first = rig.submit(TASK, "ping 0")
         rig.wait_ack(TASK, first)
+        for warm in WARM_TASKS:
+            rig.wait_ack(warm, rig.submit(warm, f"ping {warm}"))
+            side.spawn_init_warm += _spawn_to_init(warm, transcript(rig.ws, warm), events(rig.ws))
         for i in range(1, prompts + 1):
             side.drop_to_ack.append(_send_and_ack(rig, f"p{i}", f"ping {i}"))
         rig.wait_saved(rig.session_id(TASK), f"ping {prompts}")
@@ -152,7 +161,7 @@ def measure(agent: str, prompts: int, scratch: Path) -> tuple[Side, Side]:
         rig.wait_ack(TASK, "load")
 
         records = transcript(rig.ws, TASK)
-        side.spawn_init = _spawn_to_init(records, events(rig.ws))
+        side.spawn_init = _spawn_to_init(TASK, records, events(rig.ws))
         side.session_new = _round_trips(records, "session/new")
         side.session_resume = _round_trips(records, "session/resume")
         side.session_load = _round_trips(records, "session/load")
@@ -167,7 +176,7 @@ def measure(agent: str, prompts: int, scratch: Path) -> tuple[Side, Side]:
         ]
         builtin_url = json.loads((rig.ws / "tasks" / TASK / "mcp.json").read_text())[0]["url"]
         token = task_token(workspace_secret(Workspace.at(rig.ws)), TASK)
-        servers = [
+        servers: list[McpServer] = [
             HttpMcpServer(
                 type="http",
                 name=BUILTIN_SERVER,
@@ -190,7 +199,7 @@ def measure(agent: str, prompts: int, scratch: Path) -> tuple[Side, Side]:
 
 
 async def direct(
-    agent: str, prompts: int, mock: MockLLM, servers: list[HttpMcpServer], scratch: Path
+    agent: str, prompts: int, mock: MockLLM, servers: list[McpServer], scratch: Path
 ) -> Side:
     side = Side()
     launch = LAUNCHERS[agent](mock.url, scratch)
@@ -250,7 +259,8 @@ def _cell(value: float | None) -> str:
 
 def report(agent: str, supervised: Side, plain: Side) -> None:
     rows = [
-        ("spawn→initialize", supervised.spawn_init, plain.spawn_init),
+        ("spawn→init (1st after boot)", supervised.spawn_init, plain.spawn_init),
+        ("spawn→init (later)", supervised.spawn_init_warm, plain.spawn_init),
         ("session/new", supervised.session_new, plain.session_new),
         ("session/resume", supervised.session_resume, plain.session_resume),
         ("session/load", supervised.session_load, plain.session_load),
@@ -259,15 +269,13 @@ def report(agent: str, supervised: Side, plain: Side) -> None:
         ("prompt (sup: WAL sent→ack)", supervised.prompts, plain.prompts),
         ("prompt (sup: drop→ack)", supervised.drop_to_ack, plain.prompts),
     ]
-    print(f"\n{agent}: medians in ms (n supervisor/direct)")
-    print(f"  {'step':<28}{'superv.':>9}{'direct':>9}{'ratio':>8}   n")
+    print(f"\n{agent}: medians in ms (n supervisor/direct; supervisor min–max)")
+    print(f"  {'step':<28}{'superv.':>9}{'direct':>9}{'ratio':>8}   n      range")
     for name, sup, dir_ in rows:
         a, b = _median_ms(sup), _median_ms(dir_)
         ratio = f"{a / b:8.2f}" if a is not None and b else f"{'-':>8}"
-        print(f"  {name:<28}{_cell(a)}{_cell(b)}{ratio}   {len(sup)}/{len(dir_)}")
-    if supervised.prompts:
-        spread = [v * 1000 for v in supervised.prompts]
-        print(f"  supervisor prompt min–max: {min(spread):.0f}–{max(spread):.0f} ms")
+        spread = f"{min(sup) * 1000:.0f}–{max(sup) * 1000:.0f}" if len(sup) > 1 else ""
+        print(f"  {name:<28}{_cell(a)}{_cell(b)}{ratio}   {len(sup)}/{len(dir_):<5}{spread}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,13 @@ from meta_harness.runtime.store import EventLog
 
 logger = logging.getLogger(__name__)
 
+Note = Callable[..., None]  # (note, **fields): one transcript note
+
+# The agent's call was cancelled under the gate (its connection closed: a stop or a crash).
+_CANCELLED_BY_STOP: tuple[Decision, bool, str, str] = (
+    Decision.CANCELLED, False, "supervisor", "the agent's call ended"
+)
+
 
 class PermissionGate:
     def __init__(self, task_id: str, paths: TaskPaths, profile: Profile, events: EventLog) -> None:
@@ -45,7 +53,7 @@ class PermissionGate:
         self.events = events
         self._pending: dict[str, asyncio.Future[tuple[Decision, bool, str, str]]] = {}
         self._always: dict[tuple[str, str], Decision] = self._remembered()  # (kind, tool)
-        self.note: Any = None  # callable(note, **fields) set by the runner (transcript)
+        self.note: Note | None = None  # the task's transcript, set by the runner
 
     def _remembered(self) -> dict[tuple[str, str], Decision]:
         """"Always" answers given earlier, read back from answered request files."""
@@ -68,24 +76,39 @@ class PermissionGate:
         return bool(self._pending)
 
     async def decide(
-        self, session_id: str, tool_call: dict[str, Any], options: list[dict[str, Any]]
+        self,
+        session_id: str,
+        tool_call: dict[str, Any],
+        options: list[dict[str, Any]],
+        note: Note | None = None,
     ) -> str | None:
-        kind, title, tool = tool_call_facts(tool_call)
-        remembered = self._always.get((kind, tool))
-        if remembered is not None:
-            return self._answer(tool_call, options, remembered, True, "remembered always-answer", "")
+        """The optionId to answer with (None: cancelled). `note` is the asking session's
+        transcript (default `self.note`): a decision made while that session is being
+        swapped out is still written to it."""
+        note = note or self.note
+        kind, _, tool = tool_call_facts(tool_call)
         ruling = rule_for(self.profile.permissions, tool_call)
         if ruling.action is Action.ALLOW:
-            return self._answer(tool_call, options, Decision.ALLOW, False, ruling.rule, "")
+            return self._answer(note, tool_call, options, Decision.ALLOW, False, ruling.rule, "")
         if ruling.action is Action.REJECT:
-            return self._answer(tool_call, options, Decision.REJECT, False, ruling.rule, "")
-        decision, always, by, reason = await self._ask(session_id, tool_call, options)
+            return self._answer(note, tool_call, options, Decision.REJECT, False, ruling.rule, "")
+        # A remembered "always" answer stands in for asking; it never overrides a rule.
+        remembered = self._always.get((kind, tool))
+        if remembered is not None:
+            by = "remembered always-answer"
+            return self._answer(note, tool_call, options, remembered, True, by, "")
+        try:
+            decision, always, by, reason = await self._ask(session_id, tool_call, options, note)
+        except asyncio.CancelledError:  # the agent's call ended with its connection
+            self._answer(note, tool_call, options, *_CANCELLED_BY_STOP)
+            raise
         if always and decision is not Decision.CANCELLED:
             self._always[(kind, tool)] = decision
-        return self._answer(tool_call, options, decision, always, by, reason)
+        return self._answer(note, tool_call, options, decision, always, by, reason)
 
     def _answer(
         self,
+        note: Note | None,
         tool_call: dict[str, Any],
         options: list[dict[str, Any]],
         decision: Decision,
@@ -96,8 +119,8 @@ class PermissionGate:
         option_id = choose_option(options, decision, always=always)
         if option_id is None and decision is not Decision.CANCELLED:
             reason = reason or f"the agent offered no {decision.value} option"
-        if self.note is not None:
-            self.note(
+        if note is not None:
+            note(
                 "permission",
                 tool_call=tool_call.get("toolCallId"),
                 title=tool_call.get("title"),
@@ -110,7 +133,11 @@ class PermissionGate:
         return option_id
 
     async def _ask(
-        self, session_id: str, tool_call: dict[str, Any], options: list[dict[str, Any]]
+        self,
+        session_id: str,
+        tool_call: dict[str, Any],
+        options: list[dict[str, Any]],
+        note: Note | None,
     ) -> tuple[Decision, bool, str, str]:
         request_id = new_id("perm")
         timeout = self.profile.permissions.timeout
@@ -130,8 +157,8 @@ class PermissionGate:
             title=record["title"],
             kind=record["kind"],
         )
-        if self.note is not None:
-            self.note("permission-asked", request=request_id, title=record["title"])
+        if note is not None:
+            note("permission-asked", request=request_id, title=record["title"])
         try:
             if timeout:
                 try:
@@ -141,8 +168,7 @@ class PermissionGate:
             else:
                 result = await future
         except asyncio.CancelledError:
-            result = (Decision.CANCELLED, False, "supervisor", "the turn was cancelled")
-            self._finish(path, record, result)
+            self._finish(path, record, _CANCELLED_BY_STOP)
             raise
         finally:
             self._pending.pop(request_id, None)

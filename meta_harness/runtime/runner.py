@@ -59,6 +59,7 @@ _UNFINISHED = frozenset({"pending", "in_progress"})  # ACP tool call statuses of
 RESTART_BACKOFF_BASE = 0.2  # seconds before the first restart; doubles per crash in the window
 RESTART_BACKOFF_MAX = 30.0
 CONTEXT_TAIL_CHARS = 20_000  # transcript text handed to a fresh session when a load failed
+_HEADER_PREFIX = header_marker("").rstrip()  # "[meta-harness message id=": opens every prompt
 
 
 @dataclass
@@ -151,7 +152,8 @@ class TaskRunner:
     async def on_permission(
         self, session_id: str, tool_call: dict[str, Any], options: list[dict[str, Any]]
     ) -> str | None:
-        return await self.gate.decide(session_id, tool_call, options)
+        note = self.session.transcript.note if self.session is not None else None
+        return await self.gate.decide(session_id, tool_call, options, note)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -323,6 +325,8 @@ class TaskRunner:
             record = self.ctx.store.update(self.task_id, session_answered=True)
         if record is None or record.phase.terminal or record.mode is not TaskMode.ONESHOT:
             return
+        if any(m.control is not None for m in self.inbox.state.pending()):
+            return  # a cancel or complete cut this turn short: it decides how the task ends
         text = "".join(self._turn_text)
         if stop == "end_turn" or stop == "max_tokens" or stop == "max_turn_requests":
             self.ctx.store.set_phase(self.task_id, TaskPhase.DONE, result=text, finished_by="oneshot")
@@ -440,8 +444,25 @@ class TaskRunner:
                 if any(text.lstrip().startswith(marker) for text in seen):
                     self.inbox.ack(message.id, "recovered")
                     session.transcript.note("in-doubt-recovered", message=message.id)
+                    self._recovered_oneshot(session, replay, marker)
                 else:
                     session.transcript.note("in-doubt-resend", message=message.id)
+
+    def _recovered_oneshot(
+        self, session: AgentSession, replay: list[dict[str, Any]], marker: str
+    ) -> None:
+        """A oneshot task's first turn was recovered from a replay: that turn finishes it.
+
+        Its result is the agent text the replay shows after the message (the end of the
+        turn was lost with the previous supervisor, so `_turn_ended` never ran).
+        """
+        record = self.ctx.store.get(self.task_id)
+        if record is None or record.phase.terminal or record.mode is not TaskMode.ONESHOT:
+            return
+        text = _replayed_answer(replay, marker)
+        session.transcript.note("oneshot-recovered", chars=len(text))
+        self.ctx.store.set_phase(self.task_id, TaskPhase.DONE, result=text, finished_by="oneshot")
+        self.ctx.on_task_ended(self.task_id)
 
     def _record_load(self, outcome: LoadOutcome) -> None:
         """Write `last_load` only when it changes: a swap-in should not cost two fsyncs."""
@@ -602,6 +623,28 @@ def _user_texts(replay: list[dict[str, Any]]) -> list[str]:
         if update.get("sessionUpdate") == "user_message_chunk":
             texts.append(update_text(update))
     return texts
+
+
+def _replayed_answer(replay: list[dict[str, Any]], marker: str) -> str:
+    """The agent text a replay shows after the prompt whose header starts with `marker`.
+
+    Collected until the next prompt (a user chunk opening with a message header); user
+    chunks in between (instructions sent with the prompt) are part of that prompt.
+    """
+    parts: list[str] = []
+    inside = False
+    for params in replay:
+        update = params.get("update") or {}
+        kind = update.get("sessionUpdate")
+        if kind == "user_message_chunk":
+            text = update_text(update).lstrip()
+            if text.startswith(marker):
+                inside, parts = True, []
+            elif text.startswith(_HEADER_PREFIX):
+                inside = False
+        elif kind == "agent_message_chunk" and inside:
+            parts.append(update_text(update))
+    return "".join(parts)
 
 
 def _conversation(records: list[dict[str, Any]]) -> list[tuple[str, str]]:

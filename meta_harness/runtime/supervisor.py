@@ -38,6 +38,7 @@ from meta_harness.domain.drops import Control, MessageDrop
 from meta_harness.domain.events import EventType
 from meta_harness.domain.permissions import RequestStatus
 from meta_harness.domain.phases import TaskPhase
+from meta_harness.domain.tasks import TaskRecord
 from meta_harness.domain.transcript import redact_mcp_servers
 from meta_harness.runtime.ingest import Ingest, IngestResult
 from meta_harness.runtime.launch import WORKSPACE_MARKER
@@ -179,12 +180,19 @@ class Supervisor:
 
     def reconcile(self) -> None:
         self.store.load_all()
+        by_parent: dict[str, list[TaskRecord]] = {}
+        for record in self.store.records.values():
+            if record.parent:
+                by_parent.setdefault(record.parent, []).append(record)
         for task_id, record in self.store.records.items():
             paths = self.workspace.task(task_id)
             remove_stale_temps(paths.dir)
             self._expire_requests(paths.permissions)
             if record.parent and record.phase.terminal:
                 self._deliver_result(task_id)
+            if record.phase is TaskPhase.CANCELLED and task_id in by_parent:
+                # a crash may have cut the cascade short
+                self._cancel_descendants(task_id, lambda t: list(by_parent.get(t, ())))
 
     def _expire_requests(self, directory: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -277,20 +285,39 @@ class Supervisor:
             runner.gate.cancel_all(f"the task is {record.phase}")
             runner.inbox.changed.set()
         if record.phase is TaskPhase.CANCELLED:
-            for child in self.store.children(task_id):
-                if not child.phase.terminal:
-                    drop = MessageDrop(
-                        id=f"cancel-by-{task_id}",
-                        sender=f"task:{task_id}",
-                        content=[],
-                        control=Control.CANCEL,
-                    )
-                    if self.store.inbox(child.id).accept([drop]):
-                        child_runner = self.ensure_runner(child.id)
-                        if child_runner is not None:
-                            child_runner.interrupt()
+            self._cancel_descendants(task_id, self.store.children)
         if record.parent:
             self._deliver_result(task_id)
+
+    def _cancel_descendants(
+        self, task_id: str, children: Callable[[str], list[TaskRecord]]
+    ) -> None:
+        """Send a cancel to every live descendant of `task_id`, also under ended children.
+
+        A live one cascades further when it applies its cancel; a child that has already
+        ended (a oneshot that answered) may still have live children of its own. The
+        drop id is deterministic, so doing this again at boot (a crash cut the cascade
+        short) adds nothing twice.
+        """
+        drop = MessageDrop(
+            id=f"cancel-by-{task_id}",
+            sender=f"task:{task_id}",
+            content=[],
+            control=Control.CANCEL,
+        )
+        frontier = children(task_id)
+        seen: set[str] = set()
+        while frontier:
+            child = frontier.pop()
+            if child.id in seen:
+                continue
+            seen.add(child.id)
+            if child.phase.terminal:
+                frontier.extend(children(child.id))
+            elif self.store.inbox(child.id).accept([drop]):
+                child_runner = self.ensure_runner(child.id)
+                if child_runner is not None:
+                    child_runner.interrupt()
 
     def _deliver_result(self, task_id: str) -> None:
         record = self.store.get(task_id)

@@ -10,6 +10,7 @@ model (the mock's request log). Rules match on the visible header line of each p
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -345,9 +346,10 @@ def set_max_live(rig: Rig, max_live: int) -> None:
         return sum(1 for e in rig.events_of("supervisor") if e.get("status") == "config-reloaded")
 
     before = reloads()
-    (rig.ws / "meta-harness.toml").write_text(
-        workspace_toml(rig.launch, rig.testsrv.url, max_live=max_live)
-    )
+    # Renamed into place, as editors do: a reload never sees a half-written file.
+    part = rig.ws / ".meta-harness.toml.part"
+    part.write_text(workspace_toml(rig.launch, rig.testsrv.url, max_live=max_live))
+    os.replace(part, rig.ws / "meta-harness.toml")
     rig.wait(lambda: reloads() > before, f"the config reload to max_live={max_live}")
 
 

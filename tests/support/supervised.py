@@ -233,7 +233,10 @@ class Rig:
         """Drop a task file; return the id of its first message (from the WAL)."""
         fields.setdefault("profile", self.profile)
         publish(self.ws / "inbox" / f"{task_id}.json", {"id": task_id, "prompt": prompt, **fields})
-        return self.wait(lambda: first_message_id(self.ws, task_id), f"task {task_id} accepted")
+        found: str = self.wait(
+            lambda: first_message_id(self.ws, task_id), f"task {task_id} accepted"
+        )
+        return found
 
     def send(self, task_id: str, message_id: str, text: str) -> None:
         drop_message(self.ws, task_id, message_id, text)
