@@ -1,8 +1,8 @@
 """Benchmark: how fast the demo agent starts and answers.
 
 Measures spawn → `initialize` answered (the figure that must stay ≤ 100 ms) next to the floor
-(a bare interpreter echoing one line), with a fresh `.pyc` ("warm") and without one ("cold": the
-1,600-line module is compiled on every spawn, as under PYTHONDONTWRITEBYTECODE after an edit).
+(a bare interpreter echoing one line), with fresh `.pyc` files ("warm") and without ("cold": the
+package's modules are compiled on every spawn, as under PYTHONDONTWRITEBYTECODE after an edit).
 Also `session/new` and a prompt round trip. Each case runs `python -m meta_harness.demo_agent`
 from a temp copy of the package, so the repo is never written. Prints median and p95.
 Run: `/work/venv/bin/python benchmarks/demo_agent_startup.py [--runs 30] [--prompts 200]`.
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGE_FILES = ("__init__.py", "demo_agent.py")
+PACKAGE = "demo_agent"  # the meta_harness.demo_agent package, copied with meta_harness/__init__.py
 INIT = {"protocolVersion": 1, "clientCapabilities": {}}
 
 
@@ -41,11 +41,15 @@ def report(name: str, values: list[float]) -> None:
 
 
 def copy_package(root: Path, compiled: bool) -> Path:
-    """A private copy of meta_harness/{__init__,demo_agent}.py, with or without .pyc files."""
+    """A private copy of meta_harness/__init__.py and meta_harness/demo_agent/, with or without
+    .pyc files."""
     package = root / "meta_harness"
     package.mkdir(parents=True)
-    for name in PACKAGE_FILES:
-        shutil.copy2(REPO / "meta_harness" / name, package / name)
+    shutil.copy2(REPO / "meta_harness" / "__init__.py", package / "__init__.py")
+    shutil.copytree(
+        REPO / "meta_harness" / PACKAGE, package / PACKAGE,
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     if compiled:
         compileall.compile_dir(str(package), quiet=1)
     return root

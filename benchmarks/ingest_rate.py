@@ -49,7 +49,7 @@ from meta_harness.runtime.store import EventLog, TaskStore
 GOAL_RATE = 20_000.0
 TEXT = "please look at the failing test in tests/test_x.py and fix it"
 LIVE_TIMEOUT = 60.0  # every live drop must be ingested within this
-LIVE_MESSAGES = 100  # per task in the live run (10,000 drops): the publisher sets its pace
+LIVE_MESSAGES = 50  # per task in the live run (5,000 drops): the publisher sets its pace
 LIVE_STOP_TIMEOUT = 1.0  # runners parked behind a hung initialize do not stop on SIGTERM
 
 INERT_TOML = """

@@ -138,6 +138,14 @@ class Config:
     raw: dict[str, Any]
     origins: dict[tuple[str, ...], Origin]
     profiles: dict[str, Profile] = field(default_factory=dict)
+    workspace_text: str | None = None  # the meta-harness.toml this config was loaded from
+
+    def workspace_changed(self, workspace: Workspace) -> bool:
+        """Whether `meta-harness.toml` now differs from the text this config was loaded from."""
+        try:
+            return _read_text(workspace.config_file) != self.workspace_text
+        except ConfigError:
+            return True
 
     def profile(self, name: str) -> Profile:
         try:
@@ -167,19 +175,29 @@ def user_config_file(env: Mapping[str, str]) -> Path:
     return Path(base) / "meta-harness" / "config.toml"
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_text(path: Path) -> str:
+    """A config file's text; "" if it does not exist."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return {}
+        return ""
     except OSError as e:
         raise ConfigError(str(path), "", f"cannot read: {e.strerror}") from None
     try:
-        return tomllib.loads(data.decode("utf-8"))
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(str(path), "", "not UTF-8 text") from None
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(str(path), "", f"invalid TOML: {e}") from None
+        raise ConfigError(source, "", f"invalid TOML: {e}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    return _parse_toml(_read_text(path), str(path))
 
 
 def _parse_value(text: str) -> Any:
@@ -278,13 +296,9 @@ def load_config(
     user_file = user_config_file(env)
     layers.append((_read_toml(user_file), Origin(Layer.USER, str(user_file))))
     if workspace is not None:
-        if workspace_text is not None:
-            try:
-                ws_data = tomllib.loads(workspace_text)
-            except tomllib.TOMLDecodeError as e:
-                raise ConfigError(str(workspace.config_file), "", f"invalid TOML: {e}") from None
-        else:
-            ws_data = _read_toml(workspace.config_file)
+        if workspace_text is None:
+            workspace_text = _read_text(workspace.config_file)
+        ws_data = _parse_toml(workspace_text, str(workspace.config_file))
         layers.append((ws_data, Origin(Layer.WORKSPACE, str(workspace.config_file))))
     layers.append((env_layer(env), Origin(Layer.ENV, "environment")))
     layers.append((overrides_layer(overrides), Origin(Layer.CLI, "--set")))
@@ -295,7 +309,7 @@ def load_config(
         _merge(raw, data, origins, origin)
 
     settings = _validate(Settings, raw, (), origins)
-    config = Config(settings=settings, raw=raw, origins=origins)
+    config = Config(settings=settings, raw=raw, origins=origins, workspace_text=workspace_text)
     for name in settings.profiles:
         config.profiles[name] = _resolve_profile(config, name)
     default = settings.supervisor.default_profile

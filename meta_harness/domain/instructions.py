@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_INSTRUCTION_CHARS = 200_000  # per file; longer files are cut with a note
+_BLOCK_SCALARS = frozenset({">", "|", ">-", "|-", ">+", "|+"})  # YAML: the value follows
 
 
 @dataclass(frozen=True)
@@ -25,21 +26,37 @@ class Skill:
 
 
 def parse_skill(skill_md: Path, text: str) -> Skill:
-    """Name and description from a SKILL.md's `---` front matter (folder name as fallback)."""
-    name, description = skill_md.parent.name, ""
-    lines = text.splitlines()
-    if lines and lines[0].strip() == "---":
-        for line in lines[1:]:
-            if line.strip() == "---":
-                break
-            key, sep, value = line.partition(":")
-            if not sep:
-                continue
-            if key.strip() == "name" and value.strip():
-                name = value.strip().strip("\"'")
-            elif key.strip() == "description":
-                description = value.strip().strip("\"'")
-    return Skill(name, description, skill_md)
+    """Name and description from a SKILL.md's `---` front matter (folder name as fallback).
+
+    Only the top-level `name:` and `description:` keys are read; a value may go on over
+    indented lines (YAML's folded `>` and literal `|` included), which are joined with
+    spaces. Without a closing `---` there is no front matter.
+    """
+    fields = _front_matter(text.removeprefix("\ufeff").splitlines())
+    name = fields.get("name") or skill_md.parent.name
+    return Skill(name, fields.get("description", ""), skill_md)
+
+
+def _front_matter(lines: list[str]) -> dict[str, str]:
+    if not lines or lines[0].strip() != "---":
+        return {}
+    try:
+        end = next(i for i, line in enumerate(lines[1:], 1) if line.strip() == "---")
+    except StopIteration:
+        return {}
+    fields: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in lines[1:end]:
+        if line[:1].isspace():  # goes on with the key above (or belongs to one not read)
+            if current is not None:
+                current.append(line.strip())
+            continue
+        key, sep, value = line.partition(":")
+        current = None
+        if sep and key.strip() in ("name", "description"):
+            value = value.strip()
+            current = fields[key.strip()] = [] if value in _BLOCK_SCALARS else [value]
+    return {k: " ".join(p for p in v if p).strip().strip("\"'") for k, v in fields.items()}
 
 
 def instruction_blocks(

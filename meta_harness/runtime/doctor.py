@@ -3,7 +3,9 @@
 Each agent is started exactly as a task would start it (same command expansion, explicit
 env, own process group, stderr to a file) in a scratch directory, asked to `initialize`,
 and ended with the shutdown ladder. The result lists its capabilities (loadSession,
-resume, close, MCP transports) so a user knows whether it can be swapped out.
+resume, close, MCP transports) so a user knows whether it can be swapped out. Each
+agent's stderr goes to `<name>.stderr.log` in a log directory that is kept when a
+check fails (the error names the file) and removed when every check passed.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class DoctorResult:
     capabilities: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     stderr_tail: str = ""
+    stderr_log: str | None = None  # the agent's stderr file (kept if any check failed)
 
 
 class _NoHooks:
@@ -49,7 +52,9 @@ class _NoHooks:
         return None
 
 
-async def check_agent(name: str, agent: AgentDef, workspace: Workspace) -> DoctorResult:
+async def check_agent(
+    name: str, agent: AgentDef, workspace: Workspace, log_dir: Path
+) -> DoctorResult:
     with tempfile.TemporaryDirectory(prefix="mh-doctor-") as scratch:
         fake = TaskPaths(Path(scratch) / "doctor")  # stands in for a task directory
         fake.dir.mkdir(parents=True)
@@ -63,10 +68,11 @@ async def check_agent(name: str, agent: AgentDef, workspace: Workspace) -> Docto
             argv=argv,
             env=agent_env(agent, profile, workspace, fake),
             cwd=Path(scratch),
-            stderr_path=fake.dir / "agent.stderr.log",
+            stderr_path=log_dir / f"{name}.stderr.log",
             transcript_path=fake.dir / "transcript.jsonl",
             epoch=1,
         )
+        result.stderr_log = str(spec.stderr_path)
         started = time.monotonic()
         try:
             session = await asyncio.wait_for(AgentSession.open(spec, _NoHooks()), DOCTOR_TIMEOUT)
@@ -85,8 +91,14 @@ async def check_agent(name: str, agent: AgentDef, workspace: Workspace) -> Docto
         return result
 
 
-async def check_agents(config: Config, workspace: Workspace, names: list[str]) -> list[DoctorResult]:
-    results = []
-    for name in names:
-        results.append(await check_agent(name, config.agent(name), workspace))
+async def check_agents(
+    config: Config, workspace: Workspace, names: list[str]
+) -> list[DoctorResult]:
+    agents = [(name, config.agent(name)) for name in names]  # an unknown name fails first
+    log_dir = Path(tempfile.mkdtemp(prefix="mh-doctor-logs-"))
+    results = [await check_agent(name, agent, workspace, log_dir) for name, agent in agents]
+    if all(r.ok for r in results):
+        shutil.rmtree(log_dir, ignore_errors=True)
+        for r in results:
+            r.stderr_log = None
     return results

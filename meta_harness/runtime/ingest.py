@@ -35,7 +35,7 @@ from meta_harness.domain.drops import (
     parse_message_drop,
     parse_task_drop,
 )
-from meta_harness.domain.events import EventType
+from meta_harness.domain.events import EventType, event
 from meta_harness.domain.tasks import TaskMode, TaskRecord
 from meta_harness.runtime.store import TaskStore
 
@@ -173,15 +173,19 @@ class Ingest:
                 self._reject(path, f"cannot open: {e.strerror}", st)
             return None
         try:
-            with os.fdopen(fd, "rb") as f:
-                # Sized by the lstat, not by the limit: read(limit + 1) allocates the whole
-                # limit (8 MiB) for every drop. A file grown since the lstat reads on.
-                data = f.read(st.st_size + 1)
-                if len(data) > st.st_size:
-                    data += f.read(limit + 1 - len(data))
+            # Sized by the lstat, not by the limit (a read of limit + 1 would allocate 8 MiB
+            # for every drop); a file that grew since the lstat is read on to the limit.
+            chunks = [os.read(fd, st.st_size + 1)]
+            size = len(chunks[0])
+            while size > st.st_size and size <= limit and (chunk := os.read(fd, limit + 1 - size)):
+                chunks.append(chunk)
+                size += len(chunk)
+            data = b"".join(chunks) if len(chunks) > 1 else chunks[0]
         except OSError as e:
             self._reject(path, f"unreadable: {e.strerror}", st)
             return None
+        finally:
+            os.close(fd)
         if len(data) > limit:  # it grew after the lstat
             self._reject(path, f"too large: more than {limit} bytes (limit {limit})", st)
             return None
@@ -309,8 +313,9 @@ class Ingest:
         inbox = self.store.inbox(task_id)
         accepted = inbox.accept([d for _, d in drops])  # one write, one fdatasync
         self.accepted += len(accepted)
-        for drop in accepted:
-            self.store.events.emit(EventType.MESSAGE, task_id, id=drop.id, status="accepted")
+        self.store.events.emit_all(
+            [event(EventType.MESSAGE, task_id, id=d.id, status="accepted") for d in accepted]
+        )
         if len(accepted) < len(drops):
             duplicates = len(drops) - len(accepted)
             logger.info("task %s: %d duplicate message(s) dropped", task_id, duplicates)

@@ -32,6 +32,10 @@ class EventLog:
     def emit(self, etype: EventType, task: str | None = None, /, **fields: Any) -> None:
         self._writer.append([event(etype, task, **fields)], durable=False)
 
+    def emit_all(self, records: list[dict[str, Any]]) -> None:
+        """Several events in one write (ingest emits one per accepted message)."""
+        self._writer.append(records, durable=False)
+
     def close(self) -> None:
         self._writer.close()
 
@@ -96,6 +100,22 @@ class TaskInbox:
         self.release()
 
 
+_WORKING = frozenset({TaskPhase.PENDING, TaskPhase.ACTIVE, TaskPhase.WAITING})
+
+
+def _must_sync(old: TaskRecord | None, new: TaskRecord) -> bool:
+    """Whether a record change needs fsync: all but active/waiting flips, which happen on
+    every turn and which boot re-derives from the WAL (`TaskStore.rederive_phase`)."""
+    if old is None or new.phase not in _WORKING or old.phase not in _WORKING:
+        return True
+    ignored = {"phase", "updated_at"}
+    return any(
+        getattr(old, name) != getattr(new, name)
+        for name in type(new).model_fields
+        if name not in ignored
+    )
+
+
 class TaskStore:
     """Every task record of the workspace, cached, written through atomically."""
 
@@ -141,7 +161,7 @@ class TaskStore:
 
     def save(self, record: TaskRecord) -> TaskRecord:
         old = self.records.get(record.id)
-        write_task(self.workspace.task(record.id), record)
+        write_task(self.workspace.task(record.id), record, durable=_must_sync(old, record))
         self.records[record.id] = record
         if old is not None and old.phase != record.phase:
             self.events.emit(
@@ -160,6 +180,17 @@ class TaskStore:
 
     def update(self, task_id: str, **changes: Any) -> TaskRecord:
         return self.save(self.records[task_id].with_changes(**changes))
+
+    def rederive_phase(self, task_id: str) -> None:
+        """After a crash, bring a working task's phase in line with its WAL."""
+        record = self.records[task_id]
+        if record.phase not in _WORKING:
+            return
+        state = self.inbox(task_id).state
+        if record.phase is TaskPhase.PENDING and state.acked:
+            record = self.set_phase(task_id, TaskPhase.ACTIVE)
+        if record.phase is TaskPhase.ACTIVE and state.next_pending() is None:
+            self.set_phase(task_id, TaskPhase.WAITING)
 
     def children(self, task_id: str) -> list[TaskRecord]:
         return [r for r in self.records.values() if r.parent == task_id]

@@ -54,9 +54,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SWEEP_TERM_GRACE = 2.0  # leftover agents of a killed supervisor get this long after SIGTERM
-# Runners swap out in parallel on stop (session/close, EOF, SIGTERM, SIGKILL: ~10 s at most);
-# past this the services stop anyway.
-RUNNERS_STOP_TIMEOUT = 30.0
+RUNNERS_CANCEL_TIMEOUT = 15.0  # the shutdown ladder of every agent a cancelled runner held
+RUNNERS_STOP_TIMEOUT = 10.0  # runners swap out in parallel; one agent's ladder is at most ~9 s
 
 
 Service = Callable[["Supervisor"], Coroutine[Any, Any, None]]
@@ -114,7 +113,10 @@ class Supervisor:
     def reload_config(self) -> None:
         """Apply an edited workspace config to new tasks; a broken edit keeps the last good one."""
         try:
-            self._config = load_config(self.workspace, overrides=self._overrides)
+            config = load_config(self.workspace, overrides=self._overrides)
+            if config.raw == self._config.raw:
+                return  # saved without a change, or the boot check found nothing new
+            self._config = config
             self.pool.max_live = self._config.settings.supervisor.max_live
             self.events.emit(EventType.SUPERVISOR, None, status="config-reloaded")
         except ConfigError as e:
@@ -187,6 +189,7 @@ class Supervisor:
         for task_id, record in self.store.records.items():
             paths = self.workspace.task(task_id)
             remove_stale_temps(paths.dir)
+            self.store.rederive_phase(task_id)
             self._expire_requests(paths.permissions)
             if record.parent and record.phase.terminal:
                 self._deliver_result(task_id)
@@ -428,12 +431,16 @@ class Supervisor:
                 # Watch first, then scan: awatch registers its watches in its first step,
                 # so a drop made after boot raises an event or is found by the scan.
                 tg.create_task(self._watch(), name="watcher")
+                tg.create_task(self._watch_config(), name="config-watcher")
                 await asyncio.sleep(0)
+                # The config was loaded before the watch existed: an edit made since is
+                # applied now (a later one raises an event).
+                if self._config.workspace_changed(self.workspace):
+                    self.reload_config()
                 self.handle(self.ingest.scan_all())
                 for task_id, record in self.store.records.items():
                     if self.store.inbox(task_id).state.next_pending() is not None:
                         self.ensure_runner(task_id)
-                tg.create_task(self._watch_config(), name="config-watcher")
                 tg.create_task(self._retry_loop(), name="settle-timer")
                 tg.create_task(self._publish_stats(), name="stats")
                 for service in self._services:
@@ -461,10 +468,18 @@ class Supervisor:
         for runner in list(self.runners.values()):
             runner.stop()
         running = [t for t in self._runner_tasks if not t.done()]
-        if running:
-            _, late = await asyncio.wait(running, timeout=RUNNERS_STOP_TIMEOUT)
-            if late:
-                logger.warning("%d runner(s) still stopping; stopping services anyway", len(late))
+        if not running:
+            return
+        _, late = await asyncio.wait(running, timeout=RUNNERS_STOP_TIMEOUT)
+        if late:
+            # Queued for a slot, or starting an agent that does not answer `initialize`:
+            # cancel them; their cleanup still ends every process group they started.
+            logger.warning("%d runner(s) did not stop in time; cancelling them", len(late))
+            for task in late:
+                task.cancel()
+            _, stuck = await asyncio.wait(late, timeout=RUNNERS_CANCEL_TIMEOUT)
+            if stuck:
+                logger.error("%d runner(s) ignored cancellation", len(stuck))
 
 
 async def _first_of(*events: asyncio.Event) -> None:
