@@ -262,7 +262,7 @@ class Supervisor:
             if runner is None:
                 continue
             state = self.store.inbox(task_id).state
-            if any(m.control is not None for m in state.pending()):
+            if any(m.control is Control.CANCEL for m in state.pending()):  # complete: turn ends first
                 runner.interrupt()
             runner.inbox.changed.set()
         for task_id, request_id, path in result.answers:
