@@ -75,13 +75,16 @@ class TaskInbox:
         self._append(sent_record(message_id, epoch))
 
     def ack(self, message_id: str, stop: str, *, error: str | None = None) -> None:
-        self._append(ack_record(message_id, stop, error=error))
+        # Written through (a killed supervisor cannot lose it) but not fdatasync'd: after a
+        # power cut a lost ack only makes the message in doubt, which the load replay
+        # settles. The `sent` stamp before the prompt is the sync that matters.
+        self._append(ack_record(message_id, stop, error=error), durable=False)
 
     def drop(self, message_id: str, reason: str) -> None:
         self._append(drop_record(message_id, reason))
 
-    def _append(self, record: dict[str, Any]) -> None:
-        self.writer.append([record], durable=True)
+    def _append(self, record: dict[str, Any], *, durable: bool = True) -> None:
+        self.writer.append([record], durable=durable)
         self.state.apply(record)
 
     @property

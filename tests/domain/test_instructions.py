@@ -1,4 +1,4 @@
-"""Pure tests of `domain.instructions`: SKILL.md front matter and the blocks a first prompt carries."""
+"""Pure tests of `domain.instructions`: SKILL.md front matter and a first prompt's blocks."""
 
 from __future__ import annotations
 
@@ -87,8 +87,11 @@ def test_an_agent_with_embedded_context_gets_each_file_as_a_resource_block() -> 
     assert blocks == [
         {
             "type": "resource",
-            "resource": {"uri": "file:///ws/AGENTS.md", "mimeType": "text/markdown",
-                         "text": "Be brief.\n"},
+            "resource": {
+                "uri": "file:///ws/AGENTS.md",
+                "mimeType": "text/markdown",
+                "text": "Be brief.\n",
+            },
         }
     ]
 

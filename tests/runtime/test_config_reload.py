@@ -115,7 +115,8 @@ def test_an_edited_profile_applies_to_new_tasks_and_earlier_tasks_keep_their_sna
     until(
         workspace,
         lambda: [
-            e for e in events(workspace)
+            e
+            for e in events(workspace)
             if e["type"] == "swap" and e.get("task") == "before" and e["direction"] == "out"
         ],
         "the earlier task to swap out",

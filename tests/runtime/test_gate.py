@@ -138,7 +138,10 @@ def test_an_edit_waits_for_approval_while_another_task_works_and_approve_writes_
     assert record["task"] == "editor"
     assert (record["kind"], record["title"]) == ("edit", f"Edit {workspace / 'notes.txt'}")
     assert {o["kind"] for o in record["options"]} == {
-        "allow_once", "allow_always", "reject_once", "reject_always",
+        "allow_once",
+        "allow_always",
+        "reject_once",
+        "reject_always",
     }
     [asked] = [
         e for e in events(workspace) if e["type"] == "permission" and e.get("status") == "pending"
@@ -162,7 +165,9 @@ def test_an_edit_waits_for_approval_while_another_task_works_and_approve_writes_
     answered = request(path)
     assert answered["status"] == "answered"
     assert (answered["decision"], answered["answered_by"], answered["always"]) == (
-        "allow", "cli", False,
+        "allow",
+        "cli",
+        False,
     )
     assert not path.with_name(path.stem + ".answer.json").exists()  # taken by the gate
     [note] = permission_notes(workspace, "editor")
@@ -190,7 +195,9 @@ def test_a_rejected_edit_says_permission_denied_and_writes_nothing(
     assert not (workspace / "notes.txt").exists()
     answered = request(path)
     assert (answered["decision"], answered["answered_by"], answered["reason"]) == (
-        "reject", "cli", "not today",
+        "reject",
+        "cli",
+        "not today",
     )
     [note] = permission_notes(workspace, "editor")
     assert (note["decision"], note["by"], note["option"]) == ("reject", "cli", "reject-once")
@@ -218,7 +225,8 @@ def test_an_always_answer_is_not_asked_again_in_the_task_even_after_a_swap(
     until(
         workspace,
         lambda: [
-            e for e in events(workspace)
+            e
+            for e in events(workspace)
             if e["type"] == "swap" and e.get("task") == "editor" and e["direction"] == "out"
         ],
         "the idle swap-out",
@@ -310,12 +318,11 @@ def test_profile_rules_and_builtin_defaults_decide_without_asking(
     wait_acked(workspace, "ruled", "prompt-ruled")
     wait_acked(workspace, "reader", "prompt-reader")
 
-    assert agent_text(workspace, "ruled") == f"edited {workspace / 'notes.txt'}\npermission denied\n"
+    edited = f"edited {workspace / 'notes.txt'}\n"
+    assert agent_text(workspace, "ruled") == edited + "permission denied\n"
     assert (workspace / "notes.txt").read_text() == "ok"
     assert not (workspace / "my-secret.txt").exists()
-    assert agent_text(workspace, "reader") == (
-        "permission: allow_once\npermission: allow_once\n"
-    )
+    assert agent_text(workspace, "reader") == ("permission: allow_once\npermission: allow_once\n")
     for task_id in ("ruled", "reader"):
         assert request_files(workspace, task_id) == []
     assert not [e for e in events(workspace) if e["type"] == "permission"]
@@ -341,7 +348,9 @@ def test_an_unanswered_request_is_rejected_when_the_timeout_passes(
     [path] = request_files(workspace, "hasty")
     answered = request(path)
     assert (answered["status"], answered["decision"], answered["answered_by"]) == (
-        "answered", "reject", "timeout",
+        "answered",
+        "reject",
+        "timeout",
     )
     assert answered["reason"] == "no answer within 1 s"
     [note] = permission_notes(workspace, "hasty")
@@ -364,7 +373,9 @@ def test_cancelling_the_task_answers_its_pending_request_cancelled_and_ends_the_
     assert ack["stop"] == "cancelled"
     answered = request(path)
     assert (answered["status"], answered["decision"], answered["answered_by"]) == (
-        "answered", "cancelled", "supervisor",
+        "answered",
+        "cancelled",
+        "supervisor",
     )
     assert not (workspace / "notes.txt").exists()
     [note] = permission_notes(workspace, "editor")
@@ -386,7 +397,9 @@ def test_a_supervisor_stop_answers_a_pending_request_cancelled_and_notes_it(
 
     answered = request(path)
     assert (answered["status"], answered["decision"], answered["answered_by"]) == (
-        "answered", "cancelled", "supervisor",
+        "answered",
+        "cancelled",
+        "supervisor",
     )
     [note] = permission_notes(workspace, "editor")
     assert (note["decision"], note["by"], note["option"]) == ("cancelled", "supervisor", None)
