@@ -47,7 +47,8 @@ def copy_package(root: Path, compiled: bool) -> Path:
     package.mkdir(parents=True)
     shutil.copy2(REPO / "meta_harness" / "__init__.py", package / "__init__.py")
     shutil.copytree(
-        REPO / "meta_harness" / PACKAGE, package / PACKAGE,
+        REPO / "meta_harness" / PACKAGE,
+        package / PACKAGE,
         ignore=shutil.ignore_patterns("__pycache__"),
     )
     if compiled:
@@ -59,10 +60,20 @@ class Agent:
     def __init__(self, path: Path, state: str) -> None:
         env = {**os.environ, "PYTHONPATH": str(path), "PYTHONDONTWRITEBYTECODE": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "meta_harness.demo_agent", "--state-dir", state,
-             "--log-level", "WARNING"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            cwd=state, env=env,
+            [
+                sys.executable,
+                "-m",
+                "meta_harness.demo_agent",
+                "--state-dir",
+                state,
+                "--log-level",
+                "WARNING",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=state,
+            env=env,
         )
         self.next_id = 0
 
@@ -91,7 +102,9 @@ def floor(runs: int) -> list[float]:
         t0 = time.perf_counter()
         subprocess.run(
             [sys.executable, "-c", "import sys; sys.stdout.write(sys.stdin.readline())"],
-            input=b"{}\n", stdout=subprocess.PIPE, check=True,
+            input=b"{}\n",
+            stdout=subprocess.PIPE,
+            check=True,
         )
         times.append((time.perf_counter() - t0) * 1000)
     return times
@@ -120,9 +133,13 @@ def prompts(path: Path, state: str, count: int) -> list[float]:
     times = []
     for i in range(count):
         t0 = time.perf_counter()
-        reply = agent.call("session/prompt", {
-            "sessionId": sid, "prompt": [{"type": "text", "text": f"/say hello {i}"}],
-        })
+        reply = agent.call(
+            "session/prompt",
+            {
+                "sessionId": sid,
+                "prompt": [{"type": "text", "text": f"/say hello {i}"}],
+            },
+        )
         times.append((time.perf_counter() - t0) * 1000)
         assert reply["result"] == {"stopReason": "end_turn"}, reply
     agent.close()

@@ -148,7 +148,8 @@ class RawClient:
 
     def start_prompt(self, session_id: str, text: str, message_id: str | None = None) -> int:
         params: dict[str, Any] = {
-            "sessionId": session_id, "prompt": [{"type": "text", "text": text}],
+            "sessionId": session_id,
+            "prompt": [{"type": "text", "text": text}],
         }
         if message_id is not None:
             params["_meta"] = {"messageId": message_id}
@@ -178,7 +179,8 @@ class RawClient:
     def agent_requests(self, method: str | None = None) -> list[dict[str, Any]]:
         with self._cond:
             return [
-                m for m in self.messages
+                m
+                for m in self.messages
                 if "method" in m and "id" in m and (method is None or m["method"] == method)
             ]
 
@@ -212,15 +214,23 @@ def agents(tmp_path: Path, state_dir: Path) -> Iterator[Callable[..., RawClient]
     """Spawns agents in their own process groups; kills every group at teardown."""
     procs: list[subprocess.Popen[bytes]] = []
 
-    def spawn(*flags: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-              state: Path | None = state_dir) -> RawClient:
+    def spawn(
+        *flags: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        state: Path | None = state_dir,
+    ) -> RawClient:
         args = [sys.executable, "-m", "meta_harness.demo_agent", *flags]
         if state is not None:
             args += ["--state-dir", str(state)]
         with open(tmp_path / f"agent-{len(procs)}.stderr", "wb") as stderr:
             proc = subprocess.Popen(
-                args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                cwd=cwd or tmp_path, start_new_session=True,
+                args,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                cwd=cwd or tmp_path,
+                start_new_session=True,
                 env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
             )
         procs.append(proc)
@@ -320,11 +330,14 @@ def test_stdin_eof_makes_the_agent_exit_zero(agents: Callable[..., RawClient]) -
     assert client.proc.wait(WAIT) == 0
 
 
-@pytest.mark.parametrize("argv", [
-    [],
-    ["--state-dir", "/tmp/s", "--no-load", "--fail-load"],
-    ["--state-dir=/tmp/s", "--no-resume", "--no-close", "--log-level", "debug"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--state-dir", "/tmp/s", "--no-load", "--fail-load"],
+        ["--state-dir=/tmp/s", "--no-resume", "--no-close", "--log-level", "debug"],
+    ],
+)
 def test_the_fast_flag_parser_agrees_with_argparse(argv: list[str]) -> None:
     from meta_harness.demo_agent import Options
 
@@ -376,12 +389,18 @@ def test_say_think_plan_and_stream_emit_their_updates_in_order(
     assert kinds[0] == "user_message_chunk"
     assert client.text(sid, "agent_thought_chunk") == "hmm\nyes\n"
     plans = [u for u in updates if u["sessionUpdate"] == "plan"]
-    assert plans == [{"sessionUpdate": "plan", "entries": [
-        {"content": "read", "priority": "medium", "status": "pending"},
-        {"content": "write", "priority": "medium", "status": "pending"},
-    ]}]
+    assert plans == [
+        {
+            "sessionUpdate": "plan",
+            "entries": [
+                {"content": "read", "priority": "medium", "status": "pending"},
+                {"content": "write", "priority": "medium", "status": "pending"},
+            ],
+        }
+    ]
     streamed = [
-        u["content"]["text"] for u in updates
+        u["content"]["text"]
+        for u in updates
         if u["sessionUpdate"] == "agent_message_chunk"
         and u["content"]["text"].startswith("stream ")
     ]
@@ -465,7 +484,7 @@ def test_a_load_after_sigkill_replays_every_update_in_order_including_the_header
     # The loaded session goes on, and tool call ids keep counting.
     second.handlers["session/request_permission"] = scripted("reject-once")
     assert second.prompt(sid, "/edit b.txt x")["result"] == {"stopReason": "end_turn"}
-    new_calls = [u for u in second.updates(sid)[len(live):] if u["sessionUpdate"] == "tool_call"]
+    new_calls = [u for u in second.updates(sid)[len(live) :] if u["sessionUpdate"] == "tool_call"]
     assert [c["toolCallId"] for c in new_calls] == ["call-2"]
 
 
@@ -503,10 +522,14 @@ def test_a_torn_last_line_is_skipped_on_load_and_later_appends_stay_clean(
     second.result("session/load", {"sessionId": sid, "cwd": str(tmp_path), "mcpServers": []})
     assert second.text(sid) == "one\n"
     second.prompt(sid, "/say two")
-    assert "".join(
-        u["content"]["text"] for u in stored(state_dir, sid, ".jsonl")
-        if u["sessionUpdate"] == "agent_message_chunk"
-    ) == "one\ntwo\n"
+    assert (
+        "".join(
+            u["content"]["text"]
+            for u in stored(state_dir, sid, ".jsonl")
+            if u["sessionUpdate"] == "agent_message_chunk"
+        )
+        == "one\ntwo\n"
+    )
 
 
 def test_resume_restores_without_replay_and_close_forgets_the_session(
@@ -579,13 +602,16 @@ def test_write_and_read_go_through_the_client_and_report_its_errors(
     path = str(tmp_path / "a.txt")
     assert files == {path: "line1\nline2"}
     assert client.agent_requests("fs/write_text_file")[0]["params"] == {
-        "sessionId": sid, "path": path, "content": "line1\nline2",
+        "sessionId": sid,
+        "path": path,
+        "content": "line1\nline2",
     }
     assert client.text(sid) == f"wrote {path}\nline1\nline2\nwrite failed: read-only file\n"
 
 
-def test_fs_commands_respect_missing_client_capabilities(agents: Callable[..., RawClient],
-                                                         tmp_path: Path) -> None:
+def test_fs_commands_respect_missing_client_capabilities(
+    agents: Callable[..., RawClient], tmp_path: Path
+) -> None:
     client = agents()
     client.initialize(caps={})
     sid = client.new_session(tmp_path)
@@ -617,7 +643,10 @@ def test_edit_asks_permission_then_writes_and_remembers_always(
     assert asks[0]["params"] == {
         "sessionId": sid,
         "toolCall": {
-            "toolCallId": "call-1", "title": f"Edit {path}", "kind": "edit", "status": "pending",
+            "toolCallId": "call-1",
+            "title": f"Edit {path}",
+            "kind": "edit",
+            "status": "pending",
             "content": [{"type": "diff", "path": path, "newText": "one"}],
             "locations": [{"path": path}],
         },
@@ -632,13 +661,18 @@ def test_edit_asks_permission_then_writes_and_remembers_always(
     updates = client.updates(sid)
     first_call = next(u for u in updates if u["sessionUpdate"] == "tool_call")
     assert first_call == {
-        "sessionUpdate": "tool_call", "toolCallId": "call-1", "title": f"Edit {path}",
-        "kind": "edit", "status": "pending",
+        "sessionUpdate": "tool_call",
+        "toolCallId": "call-1",
+        "title": f"Edit {path}",
+        "kind": "edit",
+        "status": "pending",
         "content": [{"type": "diff", "path": path, "newText": "one"}],
-        "locations": [{"path": path}], "rawInput": {"path": path, "content": "one"},
+        "locations": [{"path": path}],
+        "rawInput": {"path": path, "content": "one"},
     }
-    done = [(u["toolCallId"], u["status"]) for u in updates
-            if u["sessionUpdate"] == "tool_call_update"]
+    done = [
+        (u["toolCallId"], u["status"]) for u in updates if u["sessionUpdate"] == "tool_call_update"
+    ]
     assert done == [("call-1", "completed"), ("call-2", "completed"), ("call-3", "completed")]
     assert client.text(sid).count("edited ") == 3
 
@@ -650,9 +684,7 @@ def test_a_rejected_edit_fails_its_tool_call_and_a_cancelled_one_ends_the_turn(
     client.handlers["session/request_permission"] = scripted("reject-once", "cancelled")
     assert client.prompt(sid, "/edit a.txt x")["result"] == {"stopReason": "end_turn"}
     assert client.text(sid) == "permission denied\n"
-    assert client.prompt(sid, "/edit a.txt x\n/say never")["result"] == {
-        "stopReason": "cancelled"
-    }
+    assert client.prompt(sid, "/edit a.txt x\n/say never")["result"] == {"stopReason": "cancelled"}
     updates = client.updates(sid)
     statuses = [u["status"] for u in updates if u["sessionUpdate"] == "tool_call_update"]
     assert statuses == ["failed", "failed"]
@@ -673,7 +705,8 @@ def test_a_cancel_while_permission_is_pending_ends_the_turn(
     client.reply(ask["id"], {"outcome": {"outcome": "cancelled"}})
     updates = client.updates(sid)
     assert [(u["sessionUpdate"], u.get("status")) for u in updates[1:]] == [
-        ("tool_call", "pending"), ("tool_call_update", "failed"),
+        ("tool_call", "pending"),
+        ("tool_call_update", "failed"),
     ]
 
 
@@ -699,24 +732,32 @@ def test_run_uses_a_client_terminal_and_reports_output_and_exit_status(
     session: tuple[RawClient, str], tmp_path: Path
 ) -> None:
     client, sid = session
-    client.handlers.update({
-        "session/request_permission": scripted("allow-once"),
-        "terminal/create": lambda params: {"terminalId": "term-1"},
-        "terminal/wait_for_exit": lambda params: {"exitCode": 2, "signal": None},
-        "terminal/output": lambda params: {"output": "hello", "truncated": True},
-        "terminal/release": lambda params: {},
-    })
+    client.handlers.update(
+        {
+            "session/request_permission": scripted("allow-once"),
+            "terminal/create": lambda params: {"terminalId": "term-1"},
+            "terminal/wait_for_exit": lambda params: {"exitCode": 2, "signal": None},
+            "terminal/output": lambda params: {"output": "hello", "truncated": True},
+            "terminal/release": lambda params: {},
+        }
+    )
     assert client.prompt(sid, "/run sh -c 'echo hello; exit 2'")["result"]["stopReason"] == (
         "end_turn"
     )
     requests = client.agent_requests()
     assert [r["method"] for r in requests] == [
-        "session/request_permission", "terminal/create", "terminal/wait_for_exit",
-        "terminal/output", "terminal/release",
+        "session/request_permission",
+        "terminal/create",
+        "terminal/wait_for_exit",
+        "terminal/output",
+        "terminal/release",
     ]
     assert requests[1]["params"] == {
-        "sessionId": sid, "command": "sh", "args": ["-c", "echo hello; exit 2"],
-        "cwd": str(tmp_path), "outputByteLimit": 65536,
+        "sessionId": sid,
+        "command": "sh",
+        "args": ["-c", "echo hello; exit 2"],
+        "cwd": str(tmp_path),
+        "outputByteLimit": 65536,
     }
     assert requests[2]["params"] == {"sessionId": sid, "terminalId": "term-1"}
     calls = [u for u in client.updates(sid) if u["sessionUpdate"].startswith("tool_call")]
@@ -730,19 +771,22 @@ def test_a_cancel_during_run_kills_and_releases_the_terminal(
     session: tuple[RawClient, str],
 ) -> None:
     client, sid = session
-    client.handlers.update({
-        "session/request_permission": scripted("allow-once"),
-        "terminal/create": lambda params: {"terminalId": "term-9"},
-        "terminal/wait_for_exit": lambda params: DEFER,
-        "terminal/kill": lambda params: {},
-        "terminal/release": lambda params: {},
-    })
+    client.handlers.update(
+        {
+            "session/request_permission": scripted("allow-once"),
+            "terminal/create": lambda params: {"terminalId": "term-9"},
+            "terminal/wait_for_exit": lambda params: DEFER,
+            "terminal/kill": lambda params: {},
+            "terminal/release": lambda params: {},
+        }
+    )
     request_id = client.start_prompt(sid, "/run sleep 100")
     client.wait_for(lambda: bool(client.agent_requests("terminal/wait_for_exit")))
     client.cancel(sid)
     assert client.response(request_id)["result"] == {"stopReason": "cancelled"}
     assert [r["method"] for r in client.agent_requests()][-2:] == [
-        "terminal/kill", "terminal/release",
+        "terminal/kill",
+        "terminal/release",
     ]
     assert client.updates(sid)[-1]["status"] == "failed"
 
@@ -836,16 +880,23 @@ def test_mcp_commands_call_tools_over_streamable_http(
     client = agents()
     client.initialize()
     servers: list[dict[str, Any]] = [
-        {"type": "http", "name": "meta-harness", "url": f"{mcp_server.url}/sse",
-         "headers": [{"name": "X-Task-Token", "value": "tok-1"}]},
+        {
+            "type": "http",
+            "name": "meta-harness",
+            "url": f"{mcp_server.url}/sse",
+            "headers": [{"name": "X-Task-Token", "value": "tok-1"}],
+        },
         {"type": "http", "name": "plain-json", "url": f"{mcp_server.url}/json/", "headers": []},
         {"name": "local", "command": "/bin/true", "args": [], "env": []},
     ]
     sid = client.new_session(tmp_path, servers)
     mcp_server.seen.clear()
     client.prompt(sid, "/spawn /say hi\\n/complete done\n/complete all good")
-    client.prompt(sid, '/mcp plain-json task_complete {"result": "json mode"}\n'
-                       "/mcp meta-harness explode {}\n/mcp nowhere t {}\n/mcp local t {}")
+    client.prompt(
+        sid,
+        '/mcp plain-json task_complete {"result": "json mode"}\n'
+        "/mcp meta-harness explode {}\n/mcp nowhere t {}\n/mcp local t {}",
+    )
     assert client.text(sid) == (
         "tool result: spawned: /say hi\n/complete done\n"
         "tool result: completed: all good\n"
@@ -856,10 +907,16 @@ def test_mcp_commands_call_tools_over_streamable_http(
     )
     calls = [u for u in client.updates(sid) if u["sessionUpdate"] == "tool_call"]
     assert calls[0] == {
-        "sessionUpdate": "tool_call", "toolCallId": "call-1",
-        "title": "mcp meta-harness task_spawn", "kind": "other", "status": "in_progress",
-        "rawInput": {"server": "meta-harness", "tool": "task_spawn",
-                     "arguments": {"prompt": "/say hi\n/complete done"}},
+        "sessionUpdate": "tool_call",
+        "toolCallId": "call-1",
+        "title": "mcp meta-harness task_spawn",
+        "kind": "other",
+        "status": "in_progress",
+        "rawInput": {
+            "server": "meta-harness",
+            "tool": "task_spawn",
+            "arguments": {"prompt": "/say hi\n/complete done"},
+        },
     }
     results = [u for u in client.updates(sid) if u["sessionUpdate"] == "tool_call_update"]
     assert [r["status"] for r in results] == ["completed"] * 3 + ["failed"] * 3
@@ -924,15 +981,19 @@ async def test_the_acp_sdk_client_can_drive_new_prompt_and_load(tmp_path: Path) 
     state = str(tmp_path / "state")
     argv = ("-m", "meta_harness.demo_agent", "--state-dir", state)
     env = {"PYTHONPATH": str(REPO)}
-    kwargs: dict[str, Any] = {"env": env, "cwd": str(tmp_path),
-                              "transport_kwargs": {"stderr": subprocess.DEVNULL}}
+    kwargs: dict[str, Any] = {
+        "env": env,
+        "cwd": str(tmp_path),
+        "transport_kwargs": {"stderr": subprocess.DEVNULL},
+    }
 
     first = Client(expected=1_000_000)
     with anyio.fail_after(WAIT):
         spawned = spawn_agent_process(cast(Any, first), sys.executable, *argv, **kwargs)
         async with spawned as (conn, _proc):
-            init = await conn.initialize(protocol_version=PROTOCOL_VERSION,
-                                         client_capabilities=caps)
+            init = await conn.initialize(
+                protocol_version=PROTOCOL_VERSION, client_capabilities=caps
+            )
             assert init.agent_capabilities is not None
             assert init.agent_capabilities.load_session is True
             sid = (await conn.new_session(cwd=str(tmp_path), mcp_servers=[])).session_id

@@ -186,7 +186,9 @@ class SupervisorClient:
         term = self._terminal(terminal_id)
         code = term.process.returncode
         status = None if code is None else _exit_status(code)
-        return TerminalOutputResponse(output=term.text(), truncated=term.truncated, exit_status=status)
+        return TerminalOutputResponse(
+            output=term.text(), truncated=term.truncated, exit_status=status
+        )
 
     async def wait_for_terminal_exit(
         self, session_id: str, terminal_id: str, **kwargs: Any

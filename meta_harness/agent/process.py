@@ -110,7 +110,9 @@ class AgentProcess:
             self.kill_group(signal.SIGTERM)
             code = await self._wait_for(AGENT_TERM_GRACE)
         if code is None:
-            logger.warning("agent %s (pid %d) ignored SIGTERM; sending SIGKILL", self.argv[0], self.pid)
+            logger.warning(
+                "agent %s (pid %d) ignored SIGTERM; sending SIGKILL", self.argv[0], self.pid
+            )
         # Grandchildren may outlive the leader: always sweep the group.
         self.kill_group(signal.SIGKILL)
         if code is None:

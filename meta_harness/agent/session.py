@@ -56,8 +56,6 @@ TURN_SETTLE = 0.5
 _T = TypeVar("_T")
 
 
-
-
 @dataclass(frozen=True)
 class Capabilities:
     load_session: bool
@@ -181,7 +179,9 @@ class AgentSession:
             raise AgentRequestFailed(method, e.code, str(e)) from None
         except ConnectionError:
             if self._closing:
-                raise AgentClosed(f"{method}: the connection was closed by the supervisor") from None
+                raise AgentClosed(
+                    f"{method}: the connection was closed by the supervisor"
+                ) from None
             raise AgentBroken(
                 f"{method}: the agent went away (exit code {self.process.returncode})"
             ) from None
@@ -204,7 +204,9 @@ class AgentSession:
             await self._call(
                 "session/load",
                 self._conn.load_session(
-                    cwd=str(cwd), session_id=session_id, mcp_servers=mcp_servers  # type: ignore[arg-type]
+                    cwd=str(cwd),
+                    session_id=session_id,
+                    mcp_servers=mcp_servers,  # type: ignore[arg-type]
                 ),
                 SESSION_SETUP_TIMEOUT,
             )
@@ -222,7 +224,9 @@ class AgentSession:
             await self._call(
                 "session/resume",
                 self._conn.resume_session(
-                    cwd=str(cwd), session_id=session_id, mcp_servers=mcp_servers  # type: ignore[arg-type]
+                    cwd=str(cwd),
+                    session_id=session_id,
+                    mcp_servers=mcp_servers,  # type: ignore[arg-type]
                 ),
                 SESSION_SETUP_TIMEOUT,
             )

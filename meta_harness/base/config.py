@@ -24,8 +24,19 @@ from meta_harness.base.errors import ConfigError
 from meta_harness.base.layout import Workspace
 
 ENV_PREFIX = "META_HARNESS_"
-ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TMPDIR", "TZ", "USER",
-                   "LOGNAME", "SHELL", "HOME")
+ENV_PASSTHROUGH = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TERM",
+    "TMPDIR",
+    "TZ",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "HOME",
+)
 
 
 _M = TypeVar("_M", bound=BaseModel)

@@ -22,7 +22,8 @@ logger = logging.getLogger("meta_harness.demo_agent")
 def main(argv: list[str] | None = None) -> NoReturn:
     options = Options(argv)
     logging.basicConfig(
-        stream=sys.stderr, level=options.log_level,
+        stream=sys.stderr,
+        level=options.log_level,
         format="%(asctime)s demo-agent[%(process)d] %(levelname)s %(message)s",
     )
     # Keep the protocol stream private: fd 1 now points at stderr for anything else

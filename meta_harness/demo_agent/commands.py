@@ -143,7 +143,8 @@ def cmd_edit(run: PromptRun, rest: str) -> None:
         run.say("edit failed: the client lacks fs.writeTextFile")
         return
     call_id, allowed = run.guarded_tool_call(
-        f"Edit {path}", "edit",
+        f"Edit {path}",
+        "edit",
         content=[{"type": "diff", "path": path, "newText": text}],
         locations=[{"path": path}],
         rawInput={"path": path, "content": text},
@@ -196,10 +197,15 @@ def cmd_run(run: PromptRun, rest: str) -> None:
     if not allowed:
         return
     try:
-        created = run.request("terminal/create", {
-            "command": command, "args": args, "cwd": run.session.cwd,
-            "outputByteLimit": TERMINAL_OUTPUT_LIMIT,
-        })
+        created = run.request(
+            "terminal/create",
+            {
+                "command": command,
+                "args": args,
+                "cwd": run.session.cwd,
+                "outputByteLimit": TERMINAL_OUTPUT_LIMIT,
+            },
+        )
     except RpcError as exc:
         run.update_tool_call(call_id, ToolStatus.FAILED)
         run.say(f"run failed: {exc.message}")
@@ -209,8 +215,9 @@ def cmd_run(run: PromptRun, rest: str) -> None:
         run.update_tool_call(call_id, ToolStatus.FAILED)
         run.say("run failed: terminal/create returned no terminalId")
         return
-    run.update_tool_call(call_id, ToolStatus.IN_PROGRESS,
-                         content=[{"type": "terminal", "terminalId": terminal_id}])
+    run.update_tool_call(
+        call_id, ToolStatus.IN_PROGRESS, content=[{"type": "terminal", "terminalId": terminal_id}]
+    )
     ref = {"terminalId": terminal_id}
     try:
         exited = run.request("terminal/wait_for_exit", ref)
@@ -233,8 +240,9 @@ def cmd_run(run: PromptRun, rest: str) -> None:
         text += "(output truncated)\n"
     code, signal_name = exited.get("exitCode"), exited.get("signal")
     status = f"signal {signal_name}" if code is None and signal_name else str(code)
-    run.update_tool_call(call_id, ToolStatus.COMPLETED,
-                         rawOutput={"exitCode": code, "signal": signal_name})
+    run.update_tool_call(
+        call_id, ToolStatus.COMPLETED, rawOutput={"exitCode": code, "signal": signal_name}
+    )
     run.say(f"{text}exit status: {status}")
 
 
@@ -254,7 +262,9 @@ def cmd_spawn_grandchild(run: PromptRun, rest: str) -> None:
 
     child = subprocess.Popen(
         ["sleep", "3600"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     run.agent.grandchildren.append(child)
     run.say(f"grandchild pid {child.pid}")
@@ -276,7 +286,9 @@ def cmd_mcp(run: PromptRun, rest: str) -> None:
 
 def call_mcp(run: PromptRun, server: str, tool: str, arguments: Json) -> None:
     call_id = run.start_tool_call(
-        f"mcp {server} {tool}", "other", ToolStatus.IN_PROGRESS,
+        f"mcp {server} {tool}",
+        "other",
+        ToolStatus.IN_PROGRESS,
         rawInput={"server": server, "tool": tool, "arguments": arguments},
     )
     try:
@@ -287,8 +299,9 @@ def call_mcp(run: PromptRun, server: str, tool: str, arguments: Json) -> None:
     else:
         text, failed = tool_text(result), bool(result.get("isError"))
     content = [{"type": "content", "content": {"type": "text", "text": text}}]
-    run.update_tool_call(call_id, ToolStatus.FAILED if failed else ToolStatus.COMPLETED,
-                         content=content)
+    run.update_tool_call(
+        call_id, ToolStatus.FAILED if failed else ToolStatus.COMPLETED, content=content
+    )
     run.say(f"tool {'error' if failed else 'result'}: {text}")
 
 

@@ -143,8 +143,10 @@ class McpHttpSession:
     def _matching(message: Any, expect_id: int) -> Json | None:
         candidates = message if isinstance(message, list) else [message]
         for item in candidates:
-            if isinstance(item, dict) and item.get("id") == expect_id and (
-                "result" in item or "error" in item
+            if (
+                isinstance(item, dict)
+                and item.get("id") == expect_id
+                and ("result" in item or "error" in item)
             ):
                 return item
         return None

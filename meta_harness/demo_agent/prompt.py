@@ -64,15 +64,29 @@ class PromptRun:
     def start_tool_call(self, title: str, kind: str, status: ToolStatus, **extra: Any) -> str:
         call_id = self.session.next_tool_call_id()
         self.open_tool_calls.add(call_id)
-        self.emit({"sessionUpdate": "tool_call", "toolCallId": call_id, "title": title,
-                   "kind": kind, "status": status.value, **extra})
+        self.emit(
+            {
+                "sessionUpdate": "tool_call",
+                "toolCallId": call_id,
+                "title": title,
+                "kind": kind,
+                "status": status.value,
+                **extra,
+            }
+        )
         return call_id
 
     def update_tool_call(self, call_id: str, status: ToolStatus, **extra: Any) -> None:
         if status in (ToolStatus.COMPLETED, ToolStatus.FAILED):
             self.open_tool_calls.discard(call_id)
-        self.emit({"sessionUpdate": "tool_call_update", "toolCallId": call_id,
-                   "status": status.value, **extra})
+        self.emit(
+            {
+                "sessionUpdate": "tool_call_update",
+                "toolCallId": call_id,
+                "status": status.value,
+                **extra,
+            }
+        )
 
     def fail_open_tool_calls(self) -> None:
         for call_id in sorted(self.open_tool_calls):
@@ -151,9 +165,13 @@ class PromptRun:
     def guarded_tool_call(self, title: str, kind: str, **extra: Any) -> tuple[str, bool]:
         """tool_call (pending) + permission. Returns (call id, allowed); failed if rejected."""
         call_id = self.start_tool_call(title, kind, ToolStatus.PENDING, **extra)
-        tool_call = {"toolCallId": call_id, "title": title, "kind": kind,
-                     "status": ToolStatus.PENDING.value,
-                     **{k: v for k, v in extra.items() if k != "rawInput"}}
+        tool_call = {
+            "toolCallId": call_id,
+            "title": title,
+            "kind": kind,
+            "status": ToolStatus.PENDING.value,
+            **{k: v for k, v in extra.items() if k != "rawInput"},
+        }
         try:
             decision, _ = self.permission(tool_call)
         except RpcError as exc:

@@ -22,9 +22,20 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 RESOURCE_NOT_FOUND = -32002
 
-TOOL_KINDS = frozenset({
-    "read", "edit", "delete", "move", "search", "execute", "think", "fetch", "switch_mode", "other",
-})
+TOOL_KINDS = frozenset(
+    {
+        "read",
+        "edit",
+        "delete",
+        "move",
+        "search",
+        "execute",
+        "think",
+        "fetch",
+        "switch_mode",
+        "other",
+    }
+)
 
 Json = dict[str, Any]
 

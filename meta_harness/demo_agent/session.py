@@ -15,7 +15,11 @@ class Session:
     """One live session of this process: its files, MCP servers and remembered permissions."""
 
     def __init__(
-        self, session_id: str, cwd: str, mcp_servers: list[Json], store: SessionStore,
+        self,
+        session_id: str,
+        cwd: str,
+        mcp_servers: list[Json],
+        store: SessionStore,
         tool_calls: int,
     ) -> None:
         self.id = session_id

@@ -73,8 +73,13 @@ class SessionStore:
         stamp = now_iso()
         self.write_meta(
             session_id,
-            {"sessionId": session_id, "cwd": cwd, "mcpServers": mcp_servers,
-             "createdAt": stamp, "updatedAt": stamp},
+            {
+                "sessionId": session_id,
+                "cwd": cwd,
+                "mcpServers": mcp_servers,
+                "createdAt": stamp,
+                "updatedAt": stamp,
+            },
         )
 
     def read_meta(self, session_id: str) -> Json:

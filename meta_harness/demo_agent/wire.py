@@ -82,9 +82,7 @@ class Wire:
             self._pending[request_id] = pending
         try:
             self.send({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
-            fired = (
-                turn.wait(pending.event, timeout) if turn else pending.event.wait(timeout)
-            )
+            fired = turn.wait(pending.event, timeout) if turn else pending.event.wait(timeout)
             if not fired:
                 raise TimeoutError(f"no answer to {method} within {timeout} s")
         finally:

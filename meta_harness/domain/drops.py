@@ -175,9 +175,7 @@ def parse_message_drop(name: str, data: bytes) -> MessageDrop:
             result=result,
             meta=meta,
         )
-    return MessageDrop(
-        id=msg_id, sender=sender, content=_content_of(obj, "text"), meta=meta
-    )
+    return MessageDrop(id=msg_id, sender=sender, content=_content_of(obj, "text"), meta=meta)
 
 
 def parse_task_drop(name: str, data: bytes) -> TaskDrop:
@@ -207,9 +205,7 @@ def parse_task_drop(name: str, data: bytes) -> TaskDrop:
     if not title:
         first = next((b.get("text", "") for b in content if b.get("type") == "text"), "")
         title = first.strip().splitlines()[0].strip()[:80] if first.strip() else task_id
-    message = MessageDrop(
-        id=f"prompt-{task_id}", sender=_sender(obj, "user"), content=content
-    )
+    message = MessageDrop(id=f"prompt-{task_id}", sender=_sender(obj, "user"), content=content)
     return TaskDrop(task_id, title, profile, parent, mode, message)
 
 

@@ -124,9 +124,7 @@ class InboxState:
         """Accepted messages not yet acked or dropped, oldest first."""
         while self._cursor < len(self.order) and self.settled(self.order[self._cursor]):
             self._cursor += 1
-        return [
-            self.messages[mid] for mid in self.order[self._cursor :] if not self.settled(mid)
-        ]
+        return [self.messages[mid] for mid in self.order[self._cursor :] if not self.settled(mid)]
 
     def next_pending(self) -> Message | None:
         while self._cursor < len(self.order) and self.settled(self.order[self._cursor]):

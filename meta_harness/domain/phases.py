@@ -80,12 +80,8 @@ SESSION_TRANSITIONS: dict[SessionPhase, frozenset[SessionPhase]] = {
     SessionPhase.RESTORING: frozenset(
         {SessionPhase.IDLE, SessionPhase.CRASHED, SessionPhase.STOPPING}
     ),
-    SessionPhase.IDLE: frozenset(
-        {SessionPhase.BUSY, SessionPhase.STOPPING, SessionPhase.CRASHED}
-    ),
-    SessionPhase.BUSY: frozenset(
-        {SessionPhase.IDLE, SessionPhase.STOPPING, SessionPhase.CRASHED}
-    ),
+    SessionPhase.IDLE: frozenset({SessionPhase.BUSY, SessionPhase.STOPPING, SessionPhase.CRASHED}),
+    SessionPhase.BUSY: frozenset({SessionPhase.IDLE, SessionPhase.STOPPING, SessionPhase.CRASHED}),
     SessionPhase.STOPPING: frozenset(
         {SessionPhase.SWAPPED, SessionPhase.ABSENT, SessionPhase.CRASHED}
     ),

@@ -41,7 +41,10 @@ Note = Callable[..., None]  # (note, **fields): one transcript note
 
 # The agent's call was cancelled under the gate (its connection closed: a stop or a crash).
 _CANCELLED_BY_STOP: tuple[Decision, bool, str, str] = (
-    Decision.CANCELLED, False, "supervisor", "the agent's call ended"
+    Decision.CANCELLED,
+    False,
+    "supervisor",
+    "the agent's call ended",
 )
 
 
@@ -56,7 +59,7 @@ class PermissionGate:
         self.note: Note | None = None  # the task's transcript, set by the runner
 
     def _remembered(self) -> dict[tuple[str, str], Decision]:
-        """"Always" answers given earlier, read back from answered request files."""
+        """ "Always" answers given earlier, read back from answered request files."""
         found: dict[tuple[str, str], tuple[float, Decision]] = {}
         with contextlib.suppress(FileNotFoundError):
             for path in self.paths.permissions.iterdir():
@@ -116,7 +119,10 @@ class PermissionGate:
         by: str,
         reason: str,
     ) -> str | None:
-        option_id = choose_option(options, decision, always=always)
+        # Always a *_once option when offered: "always" is remembered here, so every later
+        # call still reaches the gate (rules apply, each decision is noted) instead of being
+        # waved through by the agent's own memory, which may outlive the task.
+        option_id = choose_option(options, decision, always=False)
         if option_id is None and decision is not Decision.CANCELLED:
             reason = reason or f"the agent offered no {decision.value} option"
         if note is not None:

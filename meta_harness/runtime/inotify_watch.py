@@ -39,7 +39,9 @@ class DropWatcher:
     def __init__(self, workspace: Workspace, inotify: Inotify) -> None:
         self.workspace = workspace
         self.inotify = inotify
-        self._kinds: dict[Path, str] = {}  # watched directory -> "inbox" | "tasks" | "task" | "drops"
+        self._kinds: dict[
+            Path, str
+        ] = {}  # watched directory -> "inbox" | "tasks" | "task" | "drops"
 
     def start(self) -> set[Path]:
         """Watch everything that exists now; return files already there in new watches."""
@@ -134,7 +136,8 @@ async def _next_batch(inotify: Inotify, stop: asyncio.Event) -> list[Event] | No
             getter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await getter
-            return None
+    if not getter.done() or getter.cancelled():
+        return None  # stopped
     events = [getter.result()]
     while (more := inotify.sync_get()) is not None:  # sync_timeout=0: only what is queued
         events.append(more)
@@ -161,5 +164,7 @@ async def inotify_config(workspace: Workspace, stop: asyncio.Event) -> AsyncIter
     with Inotify(sync_timeout=0) as inotify:
         inotify.add_watch(workspace.root, Mask.CLOSE_WRITE | Mask.MOVED_TO | Mask.ONLYDIR)
         while (events := await _next_batch(inotify, stop)) is not None:
-            if any(e.name is not None and e.name.name == workspace.config_file.name for e in events):
+            if any(
+                e.name is not None and e.name.name == workspace.config_file.name for e in events
+            ):
                 yield None

@@ -129,7 +129,10 @@ class TaskRunner:
         self.ctx.stats.touch()
         if old is not phase:
             self.ctx.store.events.emit(
-                EventType.SESSION_PHASE, self.task_id, **{"from": old.value, "to": phase.value}, **fields
+                EventType.SESSION_PHASE,
+                self.task_id,
+                **{"from": old.value, "to": phase.value},
+                **fields,
             )
 
     def _note(self, note: str, **fields: Any) -> None:
@@ -201,7 +204,9 @@ class TaskRunner:
         idle_after = self.ctx.config().settings.supervisor.idle_swap_after
         timeout = idle_after if idle_after > 0 else None
         try:
-            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for w in waits:
                 w.cancel()
@@ -230,7 +235,9 @@ class TaskRunner:
         if self.session is not None and self.phase is SessionPhase.BUSY:
             record = self.ctx.store.get(self.task_id)
             if record is not None and record.session_id:
-                task = asyncio.get_running_loop().create_task(self.session.cancel(record.session_id))
+                task = asyncio.get_running_loop().create_task(
+                    self.session.cancel(record.session_id)
+                )
                 task.add_done_callback(lambda _: None)
         self.gate.cancel_all("the task was cancelled")
         self.inbox.changed.set()
@@ -329,10 +336,15 @@ class TaskRunner:
             return  # a cancel or complete cut this turn short: it decides how the task ends
         text = "".join(self._turn_text)
         if stop == "end_turn" or stop == "max_tokens" or stop == "max_turn_requests":
-            self.ctx.store.set_phase(self.task_id, TaskPhase.DONE, result=text, finished_by="oneshot")
+            self.ctx.store.set_phase(
+                self.task_id, TaskPhase.DONE, result=text, finished_by="oneshot"
+            )
         else:
             self.ctx.store.set_phase(
-                self.task_id, TaskPhase.FAILED, error=error or f"turn ended with {stop}", result=text
+                self.task_id,
+                TaskPhase.FAILED,
+                error=error or f"turn ended with {stop}",
+                result=text,
             )
         self.ctx.on_task_ended(self.task_id)
 
@@ -403,7 +415,9 @@ class TaskRunner:
         if restoring:
             self.ctx.stats.swaps_in += 1
             self.ctx.stats.swap_in_seconds.append(elapsed)
-            store.events.emit(EventType.SWAP, self.task_id, direction="in", seconds=elapsed, queued=wait)
+            store.events.emit(
+                EventType.SWAP, self.task_id, direction="in", seconds=elapsed, queued=wait
+            )
         self.last_used = time.monotonic()
         return True
 
@@ -436,7 +450,9 @@ class TaskRunner:
             raise SessionLoadFailed("the agent cannot session/load (loadSession is false)")
         replay = await session.load_session(record.session_id, self._cwd(), servers)
         self._record_load(LoadOutcome.LOADED)
-        session.transcript.note("session-loaded", session_id=record.session_id, replayed=len(replay))
+        session.transcript.note(
+            "session-loaded", session_id=record.session_id, replayed=len(replay)
+        )
         if in_doubt:
             seen = _user_texts(replay)
             for message in in_doubt:
@@ -531,9 +547,7 @@ class TaskRunner:
                 self.ctx.store.events.emit(
                     EventType.WARNING, self.task_id, message=f"skill {name!r} has no {skill_md}"
                 )
-        embedded = bool(
-            (session.caps.raw.get("promptCapabilities") or {}).get("embeddedContext")
-        )
+        embedded = bool((session.caps.raw.get("promptCapabilities") or {}).get("embeddedContext"))
         blocks = instruction_blocks(files, skills, embedded=embedded)
         if blocks:
             session.transcript.note(
@@ -577,7 +591,9 @@ class TaskRunner:
             return
         delay = min(RESTART_BACKOFF_BASE * 2 ** (len(self._crashes) - 1), RESTART_BACKOFF_MAX)
         self.ctx.store.events.emit(
-            EventType.WARNING, self.task_id, message=f"agent failed: {reason}; restarting in {delay:g} s"
+            EventType.WARNING,
+            self.task_id,
+            message=f"agent failed: {reason}; restarting in {delay:g} s",
         )
         with contextlib.suppress(TimeoutError):  # a stop does not wait out the backoff
             await asyncio.wait_for(self._stop_requested.wait(), delay)
@@ -601,7 +617,11 @@ class TaskRunner:
             self._set_phase(SessionPhase.SWAPPED)
         self.ctx.stats.swaps_out += 1
         self.ctx.store.events.emit(
-            EventType.SWAP, self.task_id, direction="out", seconds=time.monotonic() - started, reason=reason
+            EventType.SWAP,
+            self.task_id,
+            direction="out",
+            seconds=time.monotonic() - started,
+            reason=reason,
         )
 
 
@@ -684,4 +704,3 @@ def _transcript_context(path: Path) -> str:
         "The previous session of this task could not be restored. "
         "Here is the conversation so far, from the supervisor's transcript:\n\n" + text
     )
-

@@ -177,7 +177,9 @@ class Supervisor:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
         if found:
-            self.events.emit(EventType.WARNING, None, message=f"swept {len(found)} leftover agent process(es)")
+            self.events.emit(
+                EventType.WARNING, None, message=f"swept {len(found)} leftover agent process(es)"
+            )
         return len(found)
 
     def reconcile(self) -> None:
@@ -212,7 +214,9 @@ class Supervisor:
                             reason="the supervisor restarted; the agent's call ended with it",
                             answered_at=time.time(),
                         )
-                        atomic_write(Path(entry.path), orjson.dumps(record, option=orjson.OPT_INDENT_2))
+                        atomic_write(
+                            Path(entry.path), orjson.dumps(record, option=orjson.OPT_INDENT_2)
+                        )
 
     # -- runners -------------------------------------------------------------------------------
 
@@ -245,7 +249,9 @@ class Supervisor:
             await runner.run()
         except Exception:
             logger.exception("task %s: runner failed", runner.task_id)
-            self.events.emit(EventType.WARNING, runner.task_id, message="runner failed; see supervisor log")
+            self.events.emit(
+                EventType.WARNING, runner.task_id, message="runner failed; see supervisor log"
+            )
         finally:
             self.runners.pop(runner.task_id, None)
             self.store.inbox(runner.task_id).release()
@@ -262,7 +268,9 @@ class Supervisor:
             if runner is None:
                 continue
             state = self.store.inbox(task_id).state
-            if any(m.control is Control.CANCEL for m in state.pending()):  # complete: turn ends first
+            if any(
+                m.control is Control.CANCEL for m in state.pending()
+            ):  # complete: turn ends first
                 runner.interrupt()
             runner.inbox.changed.set()
         for task_id, request_id, path in result.answers:
@@ -272,10 +280,11 @@ class Supervisor:
                     path.rename(path.with_name(path.name + ".rejected"))
                 continue
             runner.gate.on_answer_file(request_id, path)
-        if result.retry_at is not None:
-            if self._retry_at is None or result.retry_at < self._retry_at:
-                self._retry_at = result.retry_at
-                self._retry_changed.set()
+        if result.retry_at is not None and (
+            self._retry_at is None or result.retry_at < self._retry_at
+        ):
+            self._retry_at = result.retry_at
+            self._retry_changed.set()
 
     # -- task lifecycle ------------------------------------------------------------------------
 
@@ -406,7 +415,9 @@ class Supervisor:
             stop = asyncio.ensure_future(self.stop_event.wait())
             changed = asyncio.ensure_future(self._retry_changed.wait())
             try:
-                await asyncio.wait([stop, changed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    [stop, changed], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 stop.cancel()
                 changed.cancel()
@@ -438,7 +449,7 @@ class Supervisor:
                 if self._config.workspace_changed(self.workspace):
                     self.reload_config()
                 self.handle(self.ingest.scan_all())
-                for task_id, record in self.store.records.items():
+                for task_id in list(self.store.records):
                     if self.store.inbox(task_id).state.next_pending() is not None:
                         self.ensure_runner(task_id)
                 tg.create_task(self._retry_loop(), name="settle-timer")

@@ -69,9 +69,7 @@ def watch_drops(workspace: Workspace, stop: asyncio.Event) -> AsyncIterator[set[
     return _watchfiles_drops(workspace, stop)
 
 
-async def _watchfiles_drops(
-    workspace: Workspace, stop: asyncio.Event
-) -> AsyncIterator[set[Path]]:
+async def _watchfiles_drops(workspace: Workspace, stop: asyncio.Event) -> AsyncIterator[set[Path]]:
     workspace.inbox.mkdir(parents=True, exist_ok=True)
     workspace.tasks_dir.mkdir(parents=True, exist_ok=True)
     async for changes in awatch(

@@ -239,7 +239,8 @@ def test_an_always_answer_is_not_asked_again_in_the_task_even_after_a_swap(
     assert request_files(workspace, "editor") == [path]  # no new request
     assert notes(workspace, "editor", "session-resumed")
     first, secret, second = permission_notes(workspace, "editor")
-    assert (first["by"], first["always"], first["option"]) == ("cli", True, "allow-always")
+    # the gate remembers "always" itself and answers the agent with a once-option
+    assert (first["by"], first["always"], first["option"]) == ("cli", True, "allow-once")
     assert (secret["decision"], secret["by"]) == ("reject", "rule 1 (title=Edit *secret*)")
     assert (second["decision"], second["by"]) == ("allow", "remembered always-answer")
     assert agent_text(workspace, "editor") == (
