@@ -1,6 +1,6 @@
 """Benchmark: tasks spawning tasks through the built-in MCP server, over real HTTP.
 
-Starts a supervisor with the MCP server mounted (`tests/mcpserver/boot_with_mcp.py`) on
+Starts `meta-harness up` (which serves the built-in MCP server on loopback) on
 a throw-away workspace (demo agent), warms a parent task, then RUNS times sends it
 `/spawn hello N` and waits until the child's result is back in the parent's WAL.
 Per spawn: the parent's `tool_call` update for `task_spawn` (supervisor receive time)
@@ -40,7 +40,6 @@ from meta_harness.base.jsonl import read_records
 from meta_harness.base.layout import Workspace
 from meta_harness.base.tokens import task_token, workspace_secret
 
-BOOT = REPO / "tests" / "mcpserver" / "boot_with_mcp.py"
 PARENT = "parent"
 WAIT = 30.0  # one spawn round trip; anything near this is a hang, not a figure
 POLL = 0.002  # seconds between file polls while waiting
@@ -133,7 +132,7 @@ def main() -> None:
         ws = make_workspace(root)
         log = open(root / "supervisor.log", "wb")  # noqa: SIM115 - closed below
         proc = subprocess.Popen(
-            [PYTHON, str(BOOT), str(ws.root)],
+            [PYTHON, "-m", "meta_harness", "up", str(ws.root)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

@@ -18,7 +18,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +72,8 @@ class RunnerContext:
     mcp_servers: Callable[[str, AgentSession], list[dict[str, Any]]]
     stats: Stats
     on_spawn: Callable[[int], None] | None = None
+    # runs a short coroutine in the supervisor's task group (never fire-and-forget)
+    background: Callable[[Coroutine[Any, Any, None]], None] = lambda c: c.close()
     stop_habits: StopHabits = field(default_factory=StopHabits)
     on_exit: Callable[[int], None] | None = None
 
@@ -235,10 +237,7 @@ class TaskRunner:
         if self.session is not None and self.phase is SessionPhase.BUSY:
             record = self.ctx.store.get(self.task_id)
             if record is not None and record.session_id:
-                task = asyncio.get_running_loop().create_task(
-                    self.session.cancel(record.session_id)
-                )
-                task.add_done_callback(lambda _: None)
+                self.ctx.background(self.session.cancel(record.session_id))
         self.gate.cancel_all("the task was cancelled")
         self.inbox.changed.set()
 

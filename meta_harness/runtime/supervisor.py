@@ -103,7 +103,14 @@ class Supervisor:
             on_spawn=self._register_group,
             on_exit=self._unregister_group,
             stats=self.stats,
+            background=self._background,
         )
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        if self._tg is None:
+            coro.close()  # stopped: nothing left to tell the agent
+            return
+        self._tg.create_task(_logged(coro))
 
     def config(self) -> Config:
         return self._config
@@ -491,6 +498,14 @@ class Supervisor:
             _, stuck = await asyncio.wait(late, timeout=RUNNERS_CANCEL_TIMEOUT)
             if stuck:
                 logger.error("%d runner(s) ignored cancellation", len(stuck))
+
+
+async def _logged(coro: Coroutine[Any, Any, None]) -> None:
+    """A background step whose failure is logged, never fatal to the task group."""
+    try:
+        await coro
+    except Exception:
+        logger.exception("background step failed")
 
 
 async def _first_of(*events: asyncio.Event) -> None:

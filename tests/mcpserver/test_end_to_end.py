@@ -1,6 +1,6 @@
 """Tasks that spawn tasks, end to end: a real supervisor, the demo agent, MCP over HTTP.
 
-The supervisor runs with the built-in MCP server mounted (`boot_with_mcp.py`). The
+The supervisor (`meta-harness up`) serves the built-in MCP server on loopback. The
 parent's demo agent runs `/spawn hello`, which calls `task_spawn` over HTTP with the
 header it got in `session/new`; the child is created from the drop, runs, finishes
 (oneshot), and its result arrives in the parent's WAL as `result:<child>`.
@@ -8,8 +8,6 @@ header it got in `session/new`; the child is created from the drop, runs, finish
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +16,6 @@ import pytest
 from meta_harness.base.layout import Workspace
 from meta_harness.base.tokens import task_token, workspace_secret
 from tests.support.procs import (
-    REPO,
     Procs,
     Supervisor,
     drop_task,
@@ -28,8 +25,6 @@ from tests.support.procs import (
     wait_for,
     wal,
 )
-
-BOOT = Path(__file__).with_name("boot_with_mcp.py")
 
 # The demo agent accepts MCP over http only: the profile's sse server must be left out.
 WORKSPACE_TOML = """
@@ -62,22 +57,8 @@ def procs(workspace: Path, tmp_path: Path) -> Iterator[Procs]:
 
 
 def start_with_mcp(procs: Procs) -> Supervisor:
-    log = procs.scratch / "supervisor.log"
-    with open(log, "wb") as out:
-        popen = subprocess.Popen(
-            [sys.executable, str(BOOT), str(procs.ws)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=procs.env(),
-            cwd=REPO,
-            start_new_session=True,
-        )
-    procs.popens.append(popen)
-    supervisor = Supervisor(procs.ws, popen, log)
-    procs.supervisors.append(supervisor)
-    supervisor.wait_started()
-    return supervisor
+    """`meta-harness up`, which serves the built-in MCP server on loopback."""
+    return procs.start_supervisor()
 
 
 def children_of(ws: Path, parent: str) -> list[str]:
