@@ -12,7 +12,12 @@ with `--quick`). Phases, all on one throw-away workspace:
      spawn + `initialize` + `session/load` of a copy of a real task's session. Measured
      beside phase 2 (same machine load as its 8 concurrent swap-ins), then alternating
      with single messages to random swapped-out tasks once phase 2 is over (one swap-in
-     at a time). Ratio = swap-in p50 / bare p50 for each (goal <= 1.1).
+     at a time), then in rounds of `max_live` at once: `max_live` bare restores started
+     together (one thread each) alternating with `max_live` messages published together
+     to random tasks (each swap-in evicts an idle session). Ratio = swap-in p50 / bare
+     p50 for each (goal <= 1.1); the rounds compare like with like (8 restores at once on
+     both sides), "beside phase 2" puts one bare restore beside 8 swap-ins plus the
+     delivery of the messages.
   4. idle: supervisor RSS (its own process only) and CPU over `IDLE_WINDOW` seconds with
      N tasks on disk and `max_live` sessions live (goals < 150 MB, < 0.5 %).
   5. crash: SIGKILL the supervisor, wait for the reaper to end its agents, start a new
@@ -74,6 +79,7 @@ RECONCILE_POLL = 0.002  # finer polling while timing the rerun
 PHASE_TIMEOUT_PER_TASK = 1.0  # seconds per task a phase may take before we give up
 BARE_EVERY = 0.5  # seconds between bare measurements while phase 2 runs
 QUIET_SAMPLES = 30  # one-at-a-time swap-ins (each beside one bare restore)
+BURST_ROUNDS = 10  # rounds of `max_live` swap-ins at once vs `max_live` bare restores at once
 BARE_TIMEOUT = 30.0  # one bare spawn + initialize + load
 ACK_TIMEOUT = 30.0  # one message to a swapped-out task on a quiet machine
 ACK_POLL = 0.002  # cheap polling: the benchmark must not compete with the supervisor for CPU
@@ -220,6 +226,19 @@ class BareAgent:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return
+
+
+def bare_burst(bare: BareAgent, session_id: str, k: int) -> list[float]:
+    """`k` bare restores at once (one thread each), as `k` concurrent swap-ins would be."""
+    out: list[float] = []
+    threads = [
+        threading.Thread(target=lambda: out.append(bare.restore(session_id))) for _ in range(k)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return out
 
 
 class BareSampler(threading.Thread):
@@ -389,6 +408,34 @@ def run(args: argparse.Namespace, root: Path) -> None:
             print(
                 f"  one at a time, quiet  bare p50 {fmt_ms(statistics.median(quiet_bare))}, "
                 f"swap-in p50 {fmt_ms(statistics.median(quiet_swap))} (n={len(quiet_swap)}); "
+                f"ratio {ratio:.2f} (goal <= {GOAL_RATIO}: {verdict(ratio <= GOAL_RATIO)})"
+            )
+
+        burst_bare: list[float] = []
+        burst_swap: list[float] = []
+        k = args.max_live
+        for i in range(BURST_ROUNDS):  # alternate rounds: both see the same machine
+            burst_bare.extend(bare_burst(bare, record["session_id"], k))
+            chosen = rng.sample(task_ids, k)
+            ids = []
+            for j, task_id in enumerate(chosen):
+                message_id = f"b{i:03d}-{j}"
+                ids.append((task_id, message_id))
+                publish(
+                    ws.task(task_id).inbox, f"{message_id}.json", {"id": message_id, "text": "b"}
+                )
+            for task_id, message_id in ids:
+                wait_ack(ws, sup, task_id, message_id)
+            burst_swap.extend(
+                float(e["seconds"])
+                for e in events.poll()
+                if e.get("type") == "swap" and e.get("direction") == "in"
+            )
+        if burst_swap:
+            ratio = statistics.median(burst_swap) / statistics.median(burst_bare)
+            print(
+                f"  {k} at once, quiet     bare p50 {fmt_ms(statistics.median(burst_bare))}, "
+                f"swap-in p50 {fmt_ms(statistics.median(burst_swap))} (n={len(burst_swap)}); "
                 f"ratio {ratio:.2f} (goal <= {GOAL_RATIO}: {verdict(ratio <= GOAL_RATIO)})"
             )
 

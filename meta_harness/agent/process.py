@@ -14,7 +14,9 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +126,22 @@ class AgentProcess:
             return await asyncio.wait_for(asyncio.shield(self.process.wait()), timeout)
         except TimeoutError:
             return None
+
+
+def use_pidfd_child_watcher() -> bool:
+    """On Python 3.11, reap agents through pidfds on the event loop instead of one waiter
+    thread per child (asyncio's default there); 3.12+ does this by itself. Call before
+    the loop starts; returns whether the pidfd watcher is in use."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return sys.version_info >= (3, 12)
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # kernel < 5.3, or seccomp forbids it: keep the thread watcher
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        asyncio.get_event_loop_policy().set_child_watcher(asyncio.PidfdChildWatcher())
+    return True
 
 
 async def spawn_agent(

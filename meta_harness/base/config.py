@@ -126,6 +126,7 @@ class Profile(Strict):
     env: dict[str, str] = {}
     fs_roots: list[str] = []
     on_load_failure: Literal["fail", "fresh"] = "fail"
+    on_interrupted_turn: Literal["continue", "leave"] = "continue"
     permissions: PermissionPolicy = PermissionPolicy()
     limits: Limits = Limits()
 

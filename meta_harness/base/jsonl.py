@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,19 @@ class JsonlWriter:
         if durable:
             os.fdatasync(self._fd)
         return len(data)
+
+    def detached_sync(self) -> Callable[[], None]:
+        """A call that fdatasyncs everything appended so far, for another thread: it owns
+        a duplicate descriptor, so closing this writer meanwhile cannot break it."""
+        fd = os.dup(self._fd)
+
+        def sync() -> None:
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+
+        return sync
 
     def size(self) -> int:
         return os.fstat(self._fd).st_size

@@ -28,6 +28,7 @@ from meta_harness.cli.setup import copy_template
 from meta_harness.cli.state import pending_requests, read_json
 from meta_harness.cli.turn import Offsets, Reply, TurnFollower, TurnTracker, wait_reply
 from meta_harness.domain.inbox import InboxState
+from meta_harness.domain.interrupted import continuation_id
 
 DEMO_TIMEOUT = 120.0  # the whole scenario; a healthy run takes a few seconds
 PROFILE = "demo"
@@ -174,6 +175,8 @@ class Scenario:
                 f"    {sleeper.id} was in flight at the kill: the agent's session replay shows "
                 "it had arrived, so it was acked as recovered and not sent twice"
             )
+            if state.knows(continuation_id(sleeper.id)):
+                c.line(f"    the cut turn was continued ({continuation_id(sleeper.id)})")
         else:
             c.line(
                 f"    {sleeper.id} was in flight at the kill: sent again with the same id ({stop})"
@@ -190,7 +193,7 @@ class Scenario:
             counts = state.counts()
             for key in totals:
                 totals[key] += counts[key]
-            resent += sum(1 for n in state.sent.values() if n > 1)
+            resent += state.resent
             record = read_json(paths.record) or {}
             label = self.labels.get(task_id, "")
             c.line(

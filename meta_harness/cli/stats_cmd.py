@@ -1,4 +1,4 @@
-"""`meta-harness stats`: slots in use, queue depth, swaps and swap-in latency, phases.
+"""`meta-harness stats`: slots in use (also per profile), queue depth, swaps, phases.
 
 Reads `.meta-harness/stats.json`, which the running supervisor rewrites after changes
 (at most twice a second). Without a running supervisor it says so and shows the last
@@ -46,6 +46,10 @@ def stats(cli: CliContext, as_json: bool) -> None:
         f"slots: {slots.get('live', 0)}/{slots.get('max_live', '?')} live, "
         f"{slots.get('queue_depth', 0)} queued"
     )
+    per_profile = slots.get("profiles")
+    if isinstance(per_profile, dict) and per_profile:
+        live = ", ".join(f"{name} {count}" for name, count in sorted(per_profile.items()))
+        click.echo(f"live by profile: {live}")
     click.echo(
         f"swaps: {swaps.get('in', 0)} in, {swaps.get('out', 0)} out; swap-in p50 "
         f"{_ms(swaps.get('swap_in_p50'))}, p99 {_ms(swaps.get('swap_in_p99'))}"

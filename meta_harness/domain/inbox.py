@@ -4,17 +4,24 @@
 removed), `sent` (stamped in flight before the prompt is sent), `ack` (the prompt
 returned, or a load replay proved it arrived) and `drop` (never delivered, e.g. the task
 had ended). `InboxState` folds those records; it decides what is next to send, what is
-in doubt after a crash, and which ids are duplicates. Pure: the runtime does the I/O.
+in doubt after a crash, and which ids are duplicates, keeping a message's body only until
+it settles (memory follows the unsettled messages, not the history). Pure: the runtime
+does the I/O.
 """
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from meta_harness.domain.drops import Control, MessageDrop
+
+STOP_ERROR = "error"  # the stop reason of an ack whose prompt failed: not delivered
 
 
 class Op(StrEnum):
@@ -69,18 +76,29 @@ def drop_record(message_id: str, reason: str) -> dict[str, Any]:
 
 @dataclass
 class InboxState:
-    """Delivery state of one task, folded from its WAL records."""
+    """Delivery state of one task, folded from its WAL records.
 
-    messages: dict[str, Message] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)
-    sent: dict[str, int] = field(default_factory=dict)  # id -> times stamped in flight
-    acked: dict[str, str] = field(default_factory=dict)  # id -> stop reason
-    dropped: set[str] = field(default_factory=set)
+    Memory is bounded by what is still to do: a full `Message` is kept only while it is
+    unsettled (neither acked nor dropped). A settled id keeps one dict entry (its last
+    stop reason, an interned string) because dedup lasts forever; what only counts read
+    is kept as counters.
+    """
+
+    unsettled: dict[str, Message] = field(default_factory=dict)  # WAL order
     duplicates: int = 0
-    _cursor: int = 0  # index in `order` before which everything is settled
+    last_epoch: int = 0  # highest connection epoch any `sent` stamp carries
+    accepted: int = 0  # distinct ids ever accepted (`msg` records that were not duplicates)
+    delivered: int = 0  # ids whose last ack is not an error
+    resent: int = 0  # ids stamped in flight more than once before they settled
+    # unsettled id -> times stamped in flight (a stamp may come before its `msg`)
+    _stamps: dict[str, int] = field(default_factory=dict, repr=False)
+    # settled id -> its last ack's stop reason, None if it was only dropped
+    _settled: dict[str, str | None] = field(default_factory=dict, repr=False)
+    _unaccepted: set[str] = field(default_factory=set, repr=False)  # settled, no `msg` (yet)
+    _acks: int = 0  # settled ids with an ack
 
     @classmethod
-    def fold(cls, records: list[dict[str, Any]]) -> InboxState:
+    def fold(cls, records: Iterable[dict[str, Any]]) -> InboxState:
         state = cls()
         for record in records:
             state.apply(record)
@@ -92,56 +110,124 @@ class InboxState:
         if not isinstance(mid, str):
             return
         if op == Op.MSG:
-            if mid in self.messages:
-                self.duplicates += 1
-                return
-            control = record.get("control")
-            self.messages[mid] = Message(
-                id=mid,
-                sender=str(record.get("from", "")),
-                content=list(record.get("content") or []),
-                ts=float(record.get("ts", 0.0)),
-                control=Control(control) if control else None,
-                result=record.get("result"),
-                meta=dict(record.get("meta") or {}),
-            )
-            self.order.append(mid)
+            self._accept(mid, record)
         elif op == Op.SENT:
-            self.sent[mid] = self.sent.get(mid, 0) + 1
+            epoch = record.get("epoch")
+            if isinstance(epoch, int) and epoch > self.last_epoch:
+                self.last_epoch = epoch
+            if mid not in self._settled:
+                stamps = self._stamps[mid] = self._stamps.get(mid, 0) + 1
+                if stamps == 2:
+                    self.resent += 1
         elif op == Op.ACK:
-            self.acked[mid] = str(record.get("stop", ""))
-        elif op == Op.DROP:
-            self.dropped.add(mid)
+            stop = sys.intern(str(record.get("stop", "")))
+            if mid in self._settled:
+                previous = self._settled[mid]
+                key = mid  # assigning to an existing key keeps the stored key object
+            else:
+                previous, key = None, self._settle(mid)
+            if previous is None:
+                self._acks += 1
+            elif previous != STOP_ERROR:
+                self.delivered -= 1
+            if stop != STOP_ERROR:
+                self.delivered += 1
+            self._settled[key] = stop
+        elif op == Op.DROP and mid not in self._settled:
+            self._settled[self._settle(mid)] = None
+
+    def _accept(self, mid: str, record: dict[str, Any]) -> None:
+        if self.knows(mid):
+            self.duplicates += 1
+            return
+        self.accepted += 1
+        if mid in self._settled:  # its ack or drop came first: nothing left to deliver
+            self._unaccepted.discard(mid)
+            return
+        control = record.get("control")
+        self.unsettled[mid] = Message(
+            id=mid,
+            sender=str(record.get("from", "")),
+            content=list(record.get("content") or []),
+            ts=float(record.get("ts", 0.0)),
+            control=Control(control) if control else None,
+            result=record.get("result"),
+            meta=dict(record.get("meta") or {}),
+        )
+
+    def _settle(self, mid: str) -> str:
+        """Forget the body and stamps of a newly settled id; the key to remember it by."""
+        self._stamps.pop(mid, None)
+        message = self.unsettled.pop(mid, None)
+        if message is None:
+            self._unaccepted.add(mid)
+            return mid
+        return message.id  # the accepted record's string; the ack's own copy is freed
 
     def knows(self, message_id: str) -> bool:
         """Whether `message_id` was accepted before (a new copy is a duplicate)."""
-        return message_id in self.messages
+        if message_id in self.unsettled:
+            return True
+        return message_id in self._settled and message_id not in self._unaccepted
 
     def settled(self, message_id: str) -> bool:
-        return message_id in self.acked or message_id in self.dropped
+        return message_id in self._settled
+
+    def message(self, message_id: str) -> Message | None:
+        """The accepted, unsettled message with this id (a settled one's body is gone)."""
+        return self.unsettled.get(message_id)
 
     def pending(self) -> list[Message]:
         """Accepted messages not yet acked or dropped, oldest first."""
-        while self._cursor < len(self.order) and self.settled(self.order[self._cursor]):
-            self._cursor += 1
-        return [self.messages[mid] for mid in self.order[self._cursor :] if not self.settled(mid)]
+        return list(self.unsettled.values())
 
     def next_pending(self) -> Message | None:
-        while self._cursor < len(self.order) and self.settled(self.order[self._cursor]):
-            self._cursor += 1
-        for mid in self.order[self._cursor :]:
-            if not self.settled(mid):
-                return self.messages[mid]
-        return None
+        return next(iter(self.unsettled.values()), None)
 
     def in_doubt(self) -> list[Message]:
         """Stamped in flight but never acked: the agent may or may not have received them."""
-        return [m for m in self.pending() if m.id in self.sent]
+        return [m for m in self.unsettled.values() if m.id in self._stamps]
 
     def counts(self) -> dict[str, int]:
         return {
-            "accepted": len(self.order),
-            "delivered": sum(1 for s in self.acked.values() if s != "error"),
-            "pending": len(self.pending()),
+            "accepted": self.accepted,
+            "delivered": self.delivered,
+            "pending": len(self.unsettled),
             "duplicates": self.duplicates,
         }
+
+    # -- read-only views under the names callers used before the state was compacted --------
+
+    @property
+    def messages(self) -> Mapping[str, Message]:
+        """The unsettled messages by id (settled ones are no longer kept)."""
+        return MappingProxyType(self.unsettled)
+
+    @property
+    def acked(self) -> Mapping[str, str]:
+        """Acked id -> its last stop reason, for every id ever acked."""
+        return _AckedView(self)
+
+    @property
+    def sent(self) -> Mapping[str, int]:
+        """Unsettled id -> times stamped in flight (settled ids: see `resent`)."""
+        return MappingProxyType(self._stamps)
+
+
+class _AckedView(Mapping[str, str]):
+    """The acked ids of a state's settled-id table (dropped-only ids map to None there)."""
+
+    def __init__(self, state: InboxState) -> None:
+        self._state = state
+
+    def __getitem__(self, key: str) -> str:
+        stop = self._state._settled[key]
+        if stop is None:
+            raise KeyError(key)
+        return stop
+
+    def __iter__(self) -> Iterator[str]:
+        return (mid for mid, stop in self._state._settled.items() if stop is not None)
+
+    def __len__(self) -> int:
+        return self._state._acks

@@ -74,9 +74,14 @@ def read_task(paths: TaskPaths) -> TaskRecord:
     return TaskRecord.model_validate_json(paths.record.read_bytes())
 
 
+def encode_task(record: TaskRecord) -> bytes:
+    """The bytes of `task.json`."""
+    return record.model_dump_json(indent=2).encode() + b"\n"
+
+
 def write_task(paths: TaskPaths, record: TaskRecord, *, durable: bool = True) -> None:
     """Atomic always; `durable=False` skips the fsyncs (for state the WAL can rebuild)."""
-    atomic_write(paths.record, record.model_dump_json(indent=2).encode() + b"\n", durable=durable)
+    atomic_write(paths.record, encode_task(record), durable=durable)
 
 
 def read_task_or_none(paths: TaskPaths) -> TaskRecord | None:

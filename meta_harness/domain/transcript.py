@@ -13,6 +13,7 @@ each one.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -99,6 +100,30 @@ def session_update(record: dict[str, Any]) -> dict[str, Any] | None:
         return None
     update = params.get("update")
     return update if isinstance(update, dict) else None
+
+
+def turn_stop(last_first: Iterable[dict[str, Any]], message_id: str, epoch: int) -> str | None:
+    """The stop reason the agent answered the `session/prompt` carrying `message_id` with,
+    if connection `epoch` shows one. `last_first`: transcript records from the end; the
+    scan ends at the first older connection's record (only `epoch` is read)."""
+    stops: dict[Any, str] = {}  # JSON-RPC id -> stopReason, of answers after the prompt
+    for record in last_first:
+        at = record.get("epoch")
+        if isinstance(at, int) and at < epoch:
+            break
+        frame = record.get("frame")
+        if at != epoch or not isinstance(frame, dict):
+            continue
+        if record.get("dir") == Direction.IN:
+            result = frame.get("result")
+            if isinstance(result, dict) and isinstance(result.get("stopReason"), str):
+                stops.setdefault(frame.get("id"), result["stopReason"])
+        elif record.get("dir") == Direction.OUT and frame.get("method") == "session/prompt":
+            params = frame.get("params")
+            meta = params.get("_meta") if isinstance(params, dict) else None
+            if isinstance(meta, dict) and meta.get("messageId") == message_id:
+                return stops.get(frame.get("id"))
+    return None
 
 
 def update_text(update: dict[str, Any]) -> str:

@@ -1,30 +1,19 @@
-"""The drop files the MCP tools publish, and how they are named.
+"""What the MCP tools add to `domain.publish`: how a spawn is named, and who a task is as sender.
 
 A spawn is a task drop `inbox/spawn+<parent>+<child>.json`: the name carries both ids
 (task ids cannot contain `+`), so counting a parent's queued spawns and finding a
-rejected one need no reads. Messages and controls go to `tasks/<id>/inbox/`. Every
-payload is parsed with the supervisor's own parser before it is published, so a drop
-we publish is never rejected for its shape. Publishing is `base.fs.write_new`.
+rejected one need no reads (`view`). Building, checking and publishing every drop the
+tools write (spawns, messages, controls) is `domain.publish`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
-
-from meta_harness.base.fs import write_new
 from meta_harness.base.layout import Workspace
-from meta_harness.domain.drops import (
-    Control,
-    MessageDrop,
-    TaskDrop,
-    parse_message_drop,
-    parse_task_drop,
-)
+from meta_harness.domain import publish
+from meta_harness.domain.drops import TaskDrop
 
 SPAWN_PREFIX = "spawn+"
-SPAWN_SUFFIX = ".json"
+SPAWN_SUFFIX = publish.DROP_SUFFIX
 
 
 def sender(task_id: str) -> str:
@@ -32,8 +21,12 @@ def sender(task_id: str) -> str:
     return f"task:{task_id}"
 
 
+def _prefix(parent: str) -> str:
+    return f"{SPAWN_PREFIX}{parent}+"
+
+
 def spawn_name(parent: str, child: str) -> str:
-    return f"{SPAWN_PREFIX}{parent}+{child}{SPAWN_SUFFIX}"
+    return publish.task_drop_name(child, _prefix(parent))
 
 
 def parse_spawn_name(name: str) -> tuple[str, str] | None:
@@ -56,41 +49,8 @@ def publish_spawn(
     mode: str,
     title: str | None,
 ) -> TaskDrop:
-    payload: dict[str, Any] = {
-        "id": child,
-        "parent": parent,
-        "prompt": prompt,
-        "profile": profile,
-        "mode": mode,
-        "from": sender(parent),
-    }
-    if title:
-        payload["title"] = title
-    name = spawn_name(parent, child)
-    data = orjson.dumps(payload)
-    drop = parse_task_drop(name, data)  # raises DropRejected: the tool reports it
-    workspace.inbox.mkdir(parents=True, exist_ok=True)
-    write_new(workspace.inbox / name, data)
-    return drop
-
-
-def publish_message(
-    workspace: Workspace, task_id: str, message_id: str, payload: dict[str, Any]
-) -> MessageDrop:
-    """A message or control drop into `tasks/<task_id>/inbox/` (which must exist)."""
-    name = f"{message_id}.json"
-    data = orjson.dumps({"id": message_id, **payload})
-    drop = parse_message_drop(name, data)
-    write_new(workspace.task(task_id).inbox / name, data)
-    return drop
-
-
-def text_payload(sender_id: str, text: str) -> dict[str, Any]:
-    return {"from": sender(sender_id), "text": text}
-
-
-def control_payload(control: Control, sent_by: str, *, result: str | None = None) -> dict[str, Any]:
-    payload: dict[str, Any] = {"from": sent_by, "control": control.value}
-    if result is not None:
-        payload["result"] = result
-    return payload
+    """Task `child` of `parent`, sent by `parent`: `inbox/spawn+<parent>+<child>.json`."""
+    fields = publish.task_fields(prompt, title=title, profile=profile, parent=parent, mode=mode)
+    return publish.publish_task(
+        workspace, fields, sender=sender(parent), task_id=child, name_prefix=_prefix(parent)
+    )

@@ -34,16 +34,17 @@ from meta_harness.base.errors import (
     SessionLoadFailed,
 )
 from meta_harness.base.faults import crash_point
-from meta_harness.base.jsonl import read_records
+from meta_harness.base.jsonl import read_records, read_reversed
 from meta_harness.base.layout import Workspace
 from meta_harness.domain.admission import Candidate
 from meta_harness.domain.drops import Control, MessageDrop, header_line, header_marker
 from meta_harness.domain.events import EventType
 from meta_harness.domain.inbox import Message
 from meta_harness.domain.instructions import Skill, instruction_blocks, parse_skill
+from meta_harness.domain.interrupted import continuation
 from meta_harness.domain.phases import SessionPhase, TaskPhase, advance_session
 from meta_harness.domain.tasks import LoadOutcome, TaskMode
-from meta_harness.domain.transcript import session_update, update_text
+from meta_harness.domain.transcript import session_update, turn_stop, update_text
 from meta_harness.runtime.gate import PermissionGate
 from meta_harness.runtime.launch import launch_spec
 from meta_harness.runtime.pool import Pool
@@ -98,8 +99,15 @@ class TaskRunner:
         self._preamble_due = False  # a new session's first prompt carries the instructions
         self._turn: asyncio.Task[str] | None = None  # the running session/prompt
         self._stop_requested = asyncio.Event()  # cuts a restart backoff short
+        self._continue_next: str | None = None  # a "continue" follow-up to deliver first
+        self._answered_in_doubt: dict[str, str] = {}  # in doubt, but answered: id -> stop
 
     # -- pool protocol -----------------------------------------------------------------------
+
+    @property
+    def profile_name(self) -> str:
+        record = self.ctx.store.get(self.task_id)
+        return record.profile if record is not None else self.profile.name
 
     def candidate(self) -> Candidate:
         record = self.ctx.store.get(self.task_id)
@@ -112,6 +120,7 @@ class TaskRunner:
             pinned=bool(record and record.pinned_reason),
             starting=self.phase in (SessionPhase.STARTING, SessionPhase.RESTORING),
             stopping=self.phase in (SessionPhase.STOPPING, SessionPhase.CRASHED),
+            profile=self.profile_name,
         )
 
     async def evict(self) -> bool:
@@ -176,7 +185,7 @@ class TaskRunner:
                 if control is not None:
                     await self._apply_control(control)
                     continue
-                message = pending[0] if pending else None
+                message = self._next_message(pending)
                 if message is None:
                     if not await self._idle():
                         return
@@ -186,6 +195,15 @@ class TaskRunner:
             async with self._lock:
                 if self.session is not None:
                     await self._swap_out("supervisor stopping")
+
+    def _next_message(self, pending: list[Message]) -> Message | None:
+        """The oldest pending message, but a "continue" follow-up goes first: it resumes
+        work that came before everything still queued."""
+        follow_up, self._continue_next = self._continue_next, None
+        for message in pending:
+            if message.id == follow_up:
+                return message
+        return pending[0] if pending else None
 
     async def _idle(self) -> bool:
         """Wait for work beside a live session; False when there is no session to keep."""
@@ -282,7 +300,7 @@ class TaskRunner:
         assert record is not None and record.session_id is not None
         if record.phase in (TaskPhase.PENDING, TaskPhase.WAITING):
             self.ctx.store.set_phase(self.task_id, TaskPhase.ACTIVE)
-        self.inbox.mark_sent(message.id, record.epoch)
+        await self.inbox.mark_sent(message.id, record.epoch)
         crash_point("deliver.after_sent")
         self._set_phase(SessionPhase.BUSY)
         self._turn_text = []
@@ -317,6 +335,11 @@ class TaskRunner:
         finally:
             self._turn = None
         self.ctx.stats.turns += 1
+        record = self.ctx.store.get(self.task_id)
+        if record is not None and not record.session_answered:
+            # before the ack: the session is on the agent's disk now; a crash after the
+            # ack must not let a later failed load pass for "nothing was lost"
+            self.ctx.store.update(self.task_id, session_answered=True)
         crash_point("deliver.before_ack")
         self.inbox.ack(message.id, stop)
         self.last_used = time.monotonic()
@@ -327,8 +350,6 @@ class TaskRunner:
     def _turn_ended(self, stop: str, error: str | None) -> None:
         self._note_unfinished_tools(stop)
         record = self.ctx.store.get(self.task_id)
-        if record is not None and error is None and not record.session_answered:
-            record = self.ctx.store.update(self.task_id, session_answered=True)
         if record is None or record.phase.terminal or record.mode is not TaskMode.ONESHOT:
             return
         if any(m.control is not None for m in self.inbox.state.pending()):
@@ -379,6 +400,13 @@ class TaskRunner:
         epoch = record.epoch + 1
         record = store.update(self.task_id, epoch=epoch)
         restoring = record.session_id is not None
+        # Did the agent answer a message in doubt before the crash? Read the transcript
+        # now, before this connection's frames (maybe a long load replay) are added.
+        self._answered_in_doubt = {}
+        for message in self.inbox.state.in_doubt() if restoring else []:
+            stop = self._answer_before_crash(message.id)
+            if stop is not None:
+                self._answered_in_doubt[message.id] = stop
         self._set_phase(SessionPhase.RESTORING if restoring else SessionPhase.STARTING)
         started = time.monotonic()
         spec = launch_spec(agent, self.profile, self.ctx.workspace, record, epoch)
@@ -457,16 +485,56 @@ class TaskRunner:
             for message in in_doubt:
                 marker = header_marker(message.id)
                 if any(text.lstrip().startswith(marker) for text in seen):
+                    # the follow-up first: a crash before the ack repeats both, once
+                    continued = self._continue_interrupted(session, message)
                     self.inbox.ack(message.id, "recovered")
                     session.transcript.note("in-doubt-recovered", message=message.id)
-                    self._recovered_oneshot(session, replay, marker)
+                    if not continued:
+                        self._recovered_oneshot(session, replay, marker)
                 else:
                     session.transcript.note("in-doubt-resend", message=message.id)
+
+    def _answer_before_crash(self, message_id: str) -> str | None:
+        """The stop reason the agent answered an in-doubt message with, if the transcript
+        of the connection that carried it (its last `sent` stamp's epoch) shows one."""
+        epoch = next(
+            (
+                r["epoch"]
+                for r in read_reversed(self.paths.wal)
+                if r.get("op") == "sent"
+                and r.get("id") == message_id
+                and isinstance(r.get("epoch"), int)
+            ),
+            None,
+        )
+        if epoch is None:
+            return None
+        return turn_stop(read_reversed(self.paths.transcript), message_id, epoch)
+
+    def _continue_interrupted(self, session: AgentSession, message: Message) -> bool:
+        """Queue the "continue" follow-up for a recovered turn whose end the transcript
+        does not show (the agent died, or the supervisor, mid-turn), profile permitting.
+        A turn that ended and only lost its ack needs none."""
+        if self.profile.on_interrupted_turn != "continue" or message.control is not None:
+            return False
+        if message.id in self._answered_in_doubt:
+            return False
+        follow_up = continuation(message.id)
+        self.inbox.accept([follow_up])
+        self._continue_next = follow_up.id
+        session.transcript.note("turn-continued", message=message.id, follow_up=follow_up.id)
+        self.ctx.store.events.emit(
+            EventType.WARNING,
+            self.task_id,
+            message=f"turn of {message.id} was cut by a restart; asked the agent to continue",
+        )
+        return True
 
     def _recovered_oneshot(
         self, session: AgentSession, replay: list[dict[str, Any]], marker: str
     ) -> None:
-        """A oneshot task's first turn was recovered from a replay: that turn finishes it.
+        """A oneshot task's first turn was recovered from a replay and is not continued
+        (`on_interrupted_turn = "leave"`): that turn finishes it.
 
         Its result is the agent text the replay shows after the message (the end of the
         turn was lost with the previous supervisor, so `_turn_ended` never ran).
@@ -519,7 +587,10 @@ class TaskRunner:
             )
             self.inbox.accept([drop])
             # The context goes first: the messages already waiting follow it.
-            return await self._send(self.inbox.state.messages[drop.id])
+            message = self.inbox.state.message(drop.id)
+            if message is None:  # the same id, already settled (a second failure this second)
+                return True
+            return await self._send(message)
         await self._swap_out("load failed")
         self.ctx.store.set_phase(
             self.task_id, TaskPhase.FAILED, error=reason, finished_by="supervisor"

@@ -2,7 +2,8 @@
 
 Counters are updated by the runtime as things happen; `StatsPublisher` rewrites the file
 (atomically, not fsync'd: it is a view, not state) at most every `STATS_MIN_INTERVAL`
-seconds, and only after something changed.
+seconds, and only after something changed. `slots.profiles` counts live sessions per
+profile; it is left out while no session is live.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import os
 import time
 from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,17 +58,21 @@ class Stats:
         max_live: int,
         live: int,
         queue_depth: int,
+        profiles: Mapping[str, int] | None = None,
         session_phases: Counter[str],
         task_phases: Counter[str],
         accepted: int,
         rejected: int,
     ) -> dict[str, Any]:
         swaps = list(self.swap_in_seconds)
+        slots: dict[str, Any] = {"max_live": max_live, "live": live, "queue_depth": queue_depth}
+        if profiles:
+            slots["profiles"] = dict(sorted(profiles.items()))
         return {
             "ts": time.time(),
             "pid": os.getpid(),
             "started_at": self.started_at,
-            "slots": {"max_live": max_live, "live": live, "queue_depth": queue_depth},
+            "slots": slots,
             "swaps": {
                 "in": self.swaps_in,
                 "out": self.swaps_out,

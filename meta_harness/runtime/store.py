@@ -1,9 +1,11 @@
 """The supervisor's in-memory view of durable state, written through to files.
 
 `TaskStore` caches every task record and writes each change atomically (one writer per
-file: this process); `TaskInbox` holds one task's WAL writer and folded delivery state,
+file: this process): synchronously with fsync when durability is promised, else queued
+to the `RecordWriter` thread; `TaskInbox` holds one task's WAL writer and folded delivery state,
 and wakes that task's runner when something arrives; `EventLog` appends lifecycle events.
-All methods are synchronous: they are only called from the supervisor's event loop.
+Called only from the supervisor's event loop; all synchronous but `mark_sent`, whose
+fdatasync runs on a worker thread.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from meta_harness.domain.drops import MessageDrop
 from meta_harness.domain.events import EventType, event
 from meta_harness.domain.inbox import InboxState, ack_record, drop_record, msg_record, sent_record
 from meta_harness.domain.phases import TaskPhase
-from meta_harness.domain.tasks import TaskRecord, read_task, write_task
+from meta_harness.domain.tasks import LoadOutcome, TaskRecord, encode_task, read_task
+from meta_harness.runtime.record_writer import RecordWriter
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +74,11 @@ class TaskInbox:
             self.changed.set()
         return fresh
 
-    def mark_sent(self, message_id: str, epoch: int) -> None:
-        self._append(sent_record(message_id, epoch))
+    async def mark_sent(self, message_id: str, epoch: int) -> None:
+        """Stamp a message in flight, durably, before its prompt goes out. The fdatasync
+        runs on a worker thread: other tasks' turns go on meanwhile."""
+        self._append(sent_record(message_id, epoch), durable=False)
+        await asyncio.to_thread(self.writer.detached_sync())
 
     def ack(self, message_id: str, stop: str, *, error: str | None = None) -> None:
         # Written through (a killed supervisor cannot lose it) but not fdatasync'd: after a
@@ -104,19 +110,30 @@ class TaskInbox:
 
 
 _WORKING = frozenset({TaskPhase.PENDING, TaskPhase.ACTIVE, TaskPhase.WAITING})
+# Fields whose change alone is written without fsync (atomic rename only: a killed
+# supervisor never loses them; a power cut may), because boot rebuilds them:
+# `epoch` from the WAL's `sent` stamps (`TaskStore.rederive`), `updated_at` is cosmetic.
+_REBUILT_FIELDS = frozenset({"phase", "updated_at", "epoch"})
+# A routine restore outcome is informational (the transcript notes it too); a fresh start
+# after a failed load is what the task must record, so that one is synced.
+_ROUTINE_LOADS = frozenset({LoadOutcome.LOADED, LoadOutcome.RESUMED})
 
 
-def _must_sync(old: TaskRecord | None, new: TaskRecord) -> bool:
-    """Whether a record change needs fsync: all but active/waiting flips, which happen on
-    every turn and which boot re-derives from the WAL (`TaskStore.rederive_phase`)."""
-    if old is None or new.phase not in _WORKING or old.phase not in _WORKING:
+def needs_fsync(old: TaskRecord | None, new: TaskRecord) -> bool:
+    """Whether a record change needs fsync. Not needed for the changes made on every turn
+    or every swap-in: active/waiting flips (boot re-derives them from the WAL), the
+    connection epoch (rebuilt from `sent` stamps) and a routine load outcome."""
+    if old is None:
         return True
-    ignored = {"phase", "updated_at"}
-    return any(
-        getattr(old, name) != getattr(new, name)
-        for name in type(new).model_fields
-        if name not in ignored
-    )
+    if old.phase != new.phase and (new.phase not in _WORKING or old.phase not in _WORKING):
+        return True
+    for name in type(new).model_fields:
+        if name in _REBUILT_FIELDS or getattr(old, name) == getattr(new, name):
+            continue
+        if name == "last_load" and new.last_load in _ROUTINE_LOADS:
+            continue
+        return True
+    return False
 
 
 class TaskStore:
@@ -127,6 +144,7 @@ class TaskStore:
         self.events = events
         self.records: dict[str, TaskRecord] = {}
         self.inboxes: dict[str, TaskInbox] = {}
+        self.writer = RecordWriter()  # task.json changes that need no fsync, off the loop
 
     def load_all(self) -> None:
         for task_id in self.workspace.task_ids():
@@ -151,7 +169,7 @@ class TaskStore:
         paths.inbox.mkdir(exist_ok=True)
         paths.permissions.mkdir(exist_ok=True)
         atomic_write(paths.profile_snapshot, profile_snapshot)
-        write_task(paths, record)
+        self.writer.write_now(paths.record, encode_task(record), durable=True)
         fsync_dir(self.workspace.tasks_dir)
         self.records[record.id] = record
         self.events.emit(
@@ -164,7 +182,11 @@ class TaskStore:
 
     def save(self, record: TaskRecord) -> TaskRecord:
         old = self.records.get(record.id)
-        write_task(self.workspace.task(record.id), record, durable=_must_sync(old, record))
+        path = self.workspace.task(record.id).record
+        if needs_fsync(old, record):
+            self.writer.write_now(path, encode_task(record), durable=True)
+        else:
+            self.writer.write_later(path, encode_task(record))
         self.records[record.id] = record
         if old is not None and old.phase != record.phase:
             self.events.emit(
@@ -184,12 +206,15 @@ class TaskStore:
     def update(self, task_id: str, **changes: Any) -> TaskRecord:
         return self.save(self.records[task_id].with_changes(**changes))
 
-    def rederive_phase(self, task_id: str) -> None:
-        """After a crash, bring a working task's phase in line with its WAL."""
+    def rederive(self, task_id: str) -> None:
+        """After a crash, bring what was written without fsync in line with the WAL: a
+        working task's phase, and the connection epoch (never reused by a new connection)."""
         record = self.records[task_id]
+        state = self.inbox(task_id).state
+        if state.last_epoch > record.epoch:
+            record = self.update(task_id, epoch=state.last_epoch)
         if record.phase not in _WORKING:
             return
-        state = self.inbox(task_id).state
         if record.phase is TaskPhase.PENDING and state.acked:
             record = self.set_phase(task_id, TaskPhase.ACTIVE)
         if record.phase is TaskPhase.ACTIVE and state.next_pending() is None:
@@ -199,5 +224,6 @@ class TaskStore:
         return [r for r in self.records.values() if r.parent == task_id]
 
     def close(self) -> None:
+        self.writer.close()
         for box in self.inboxes.values():
             box.close()

@@ -30,6 +30,7 @@ import psutil
 from filelock import FileLock, Timeout
 
 from meta_harness import __version__
+from meta_harness.agent.process import use_pidfd_child_watcher
 from meta_harness.base.config import Config, Profile, load_config
 from meta_harness.base.errors import ConfigError, WorkspaceLocked
 from meta_harness.base.fs import atomic_write, remove_stale_temps
@@ -42,7 +43,7 @@ from meta_harness.domain.tasks import TaskRecord
 from meta_harness.domain.transcript import redact_mcp_servers
 from meta_harness.runtime.ingest import Ingest, IngestResult
 from meta_harness.runtime.launch import WORKSPACE_MARKER
-from meta_harness.runtime.pool import Pool
+from meta_harness.runtime.pool import Pool, profile_caps
 from meta_harness.runtime.runner import RunnerContext, TaskRunner
 from meta_harness.runtime.stats import STATS_MIN_INTERVAL, Stats, write_stats
 from meta_harness.runtime.store import EventLog, TaskStore
@@ -85,7 +86,7 @@ class Supervisor:
         self._runner_tasks: set[asyncio.Task[None]] = set()
         self.events = EventLog(workspace)
         self.store = TaskStore(workspace, self.events)
-        self.pool = Pool(config.settings.supervisor.max_live)
+        self.pool = Pool(config.settings.supervisor.max_live, profile_caps(config))
         self.ingest = Ingest(workspace, self.store, self.config)
         self.runners: dict[str, TaskRunner] = {}
         self._tg: asyncio.TaskGroup | None = None
@@ -125,6 +126,7 @@ class Supervisor:
                 return  # saved without a change, or the boot check found nothing new
             self._config = config
             self.pool.max_live = self._config.settings.supervisor.max_live
+            self.pool.caps = profile_caps(self._config)
             self.events.emit(EventType.SUPERVISOR, None, status="config-reloaded")
         except ConfigError as e:
             logger.error("config edit ignored, keeping the last good config: %s", e)
@@ -198,7 +200,7 @@ class Supervisor:
         for task_id, record in self.store.records.items():
             paths = self.workspace.task(task_id)
             remove_stale_temps(paths.dir)
-            self.store.rederive_phase(task_id)
+            self.store.rederive(task_id)
             self._expire_requests(paths.permissions)
             if record.parent and record.phase.terminal:
                 self._deliver_result(task_id)
@@ -374,8 +376,8 @@ class Supervisor:
             unchanged = path.read_bytes() == data
         except OSError:
             unchanged = False
-        if not unchanged:  # every swap-in asks; two fsyncs only when something changed
-            atomic_write(path, data)
+        if not unchanged:  # every swap-in asks; rebuilt from config each time: no fsync
+            atomic_write(path, data, durable=False)
         return servers
 
     # -- main ------------------------------------------------------------------------------------
@@ -395,6 +397,7 @@ class Supervisor:
             max_live=self.pool.max_live,
             live=len(self.pool.holders),
             queue_depth=self.pool.queue_depth,
+            profiles=self.pool.live_by_profile(),
             session_phases=sessions,
             task_phases=tasks,
             accepted=self.ingest.accepted,
@@ -563,6 +566,7 @@ def run(
         supervisor = Supervisor(
             workspace, config, overrides, services=services, mcp_entries=mcp_entries
         )
+        use_pidfd_child_watcher()
         asyncio.run(supervisor.serve())
         with contextlib.suppress(FileNotFoundError):
             workspace.supervisor_file.unlink()

@@ -95,10 +95,10 @@ def test_an_invalid_id_error_is_a_usage_error_with_exit_code_2() -> None:
 
 
 def test_new_ids_are_valid_unique_and_sort_by_time() -> None:
-    ids = [new_id("t") for _ in range(200)]
+    ids = [new_id("t") for _ in range(5000)]  # many share a millisecond
     assert len(set(ids)) == len(ids)
     for value in ids:
-        assert re.fullmatch(r"t-[0-9a-z]{13}", value)
+        assert re.fullmatch(r"t-[0-9a-z]{17}", value)
         validate_task_id(value)
     # the first 9 characters after the prefix encode milliseconds, so they never go back
     stamps = [v[2:11] for v in ids]

@@ -151,6 +151,7 @@ def test_a_supervisor_killed_mid_turn_reloads_the_session_and_settles_the_messag
     rig.mock.script(
         Rule(Text("Noted: tangerine."), prompt_contains="(task crash)", name="crash-1"),
         Rule(held, prompt_contains="id=crash-2 ", times=1, name="held"),
+        Rule(Text("Picking up: done."), prompt_contains="id=crash-2.continue ", name="continued"),
         Rule(Text("Answering the resent message."), prompt_contains="id=crash-2 ", name="resent"),
         Rule(Text("The word was tangerine."), prompt_contains="id=crash-3 ", when=remembers,
              name="recall"),
@@ -181,6 +182,9 @@ def test_a_supervisor_killed_mid_turn_reloads_the_session_and_settles_the_messag
     if shown:  # the agent had it: acked as recovered, not sent again
         assert (ack["stop"], sent_count(rig.ws, "crash", "crash-2")) == ("recovered", 1)
         assert answered_by(rig, "resent") == []
+        # the cut turn is continued, before anything else queued
+        assert rig.wait_ack("crash", "crash-2.continue")["stop"] == "end_turn"
+        assert len(answered_by(rig, "continued")) == 1
     else:  # the replay lacks it: sent again, same id
         assert (ack["stop"], sent_count(rig.ws, "crash", "crash-2")) == ("end_turn", 2)
         assert len(answered_by(rig, "resent")) == 1

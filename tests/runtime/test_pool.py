@@ -1,4 +1,4 @@
-"""The slot pool with fake holders: capacity, LRU eviction, the queue, poke, races lost.
+"""The slot pool with fake holders: capacity, per-profile caps, LRU eviction, the queue, poke.
 
 No processes: a `FakeHolder` reports its admission flags and, when evicted, gives its
 slot back the way a runner does (after an await: the real one waits for its process to
@@ -26,9 +26,12 @@ TIMEOUT = 10.0  # bound of every test: a pool that spins or deadlocks fails inst
 
 
 class FakeHolder:
-    def __init__(self, pool: Pool, task_id: str, last_used: float = 0.0, **flags: bool) -> None:
+    def __init__(
+        self, pool: Pool, task_id: str, last_used: float = 0.0, profile: str = "", **flags: bool
+    ) -> None:
         self.pool = pool
         self.task_id = task_id
+        self.profile_name = profile
         self.last_used = last_used
         self.flags = dict(flags)
         self.declines = False  # evict() says no although candidate() looked evictable
@@ -36,7 +39,9 @@ class FakeHolder:
         self.evict_calls = 0
 
     def candidate(self) -> Candidate:
-        return Candidate(task_id=self.task_id, last_used=self.last_used, **self.flags)
+        return Candidate(
+            task_id=self.task_id, last_used=self.last_used, profile=self.profile_name, **self.flags
+        )
 
     async def evict(self) -> bool:
         self.evict_calls += 1
@@ -112,7 +117,8 @@ async def test_with_nothing_evictable_a_newcomer_queues_until_a_slot_is_released
     flag: str,
 ) -> None:
     pool = Pool(max_live=1)
-    live = FakeHolder(pool, "live", **{flag: True})
+    live = FakeHolder(pool, "live")
+    live.flags[flag] = True
     await fill(pool, live)
     waiter = FakeHolder(pool, "waiter")
 
@@ -284,3 +290,175 @@ async def test_lowering_max_live_evicts_down_to_the_new_limit_on_the_next_acquir
 
     assert set(pool.holders) == {"c", "d"}
     assert pool.swaps_out == 2
+
+
+# -- per-profile caps ---------------------------------------------------------------------------
+
+
+async def test_a_profile_at_its_cap_waits_while_other_profiles_take_the_free_slots() -> None:
+    pool = Pool(max_live=8, caps={"claude": 2})
+    await fill(
+        pool,
+        FakeHolder(pool, "c1", profile="claude", busy=True),
+        FakeHolder(pool, "c2", profile="claude", busy=True),
+    )
+
+    async def body(acq: Acquirer) -> None:
+        acq.start(FakeHolder(pool, "c3", profile="claude", busy=True))
+        await wait_all_tasks_blocked()
+        acq.start(FakeHolder(pool, "o1", profile="other", busy=True))
+        acq.start(FakeHolder(pool, "o2", profile="other", busy=True))
+        await wait_all_tasks_blocked()
+        assert acq.granted == ["o1", "o2"]  # not held up behind the capped c3
+        assert pool.live_by_profile() == {"claude": 2, "other": 2}
+
+        pool.release("o1")  # a workspace slot, but not a claude one
+        await wait_all_tasks_blocked()
+        assert acq.granted == ["o1", "o2"]
+
+        pool.release("c1")
+        await wait_all_tasks_blocked()
+        assert acq.granted == ["o1", "o2", "c3"]
+
+    await with_acquirer(pool, body)
+    assert pool.live_by_profile() == {"claude": 2, "other": 1}
+    assert pool.swaps_out == 0
+
+
+async def test_a_capped_waiter_evicts_only_an_idle_session_of_its_own_profile() -> None:
+    pool = Pool(max_live=3, caps={"claude": 1})
+    oldest_other = FakeHolder(pool, "o1", last_used=0.0, profile="other")
+    own = FakeHolder(pool, "c1", last_used=5.0, profile="claude")
+    await fill(pool, oldest_other, own)
+
+    with anyio.fail_after(TIMEOUT):
+        await pool.acquire(FakeHolder(pool, "c2", profile="claude"))
+
+    assert (own.evictions, oldest_other.evictions) == (1, 0)
+    assert set(pool.holders) == {"o1", "c2"}
+
+
+async def test_under_its_cap_a_waiter_in_a_full_workspace_evicts_the_lru_of_any_profile() -> None:
+    pool = Pool(max_live=2, caps={"claude": 2})
+    other = FakeHolder(pool, "o1", last_used=0.0, profile="other")
+    own = FakeHolder(pool, "c1", last_used=5.0, profile="claude")
+    await fill(pool, other, own)
+
+    with anyio.fail_after(TIMEOUT):
+        await pool.acquire(FakeHolder(pool, "c2", profile="claude"))
+
+    assert (other.evictions, own.evictions) == (1, 0)
+    assert set(pool.holders) == {"c1", "c2"}
+
+
+async def test_a_capped_waiter_gets_in_once_its_own_session_becomes_evictable() -> None:
+    pool = Pool(max_live=4, caps={"claude": 1})
+    own = FakeHolder(pool, "c1", profile="claude", busy=True)
+    await fill(pool, own, FakeHolder(pool, "o1", profile="other"))
+
+    async def body(acq: Acquirer) -> None:
+        acq.start(FakeHolder(pool, "c2", profile="claude"))
+        await wait_all_tasks_blocked()
+        assert acq.granted == []
+        own.flags["busy"] = False
+        pool.poke()
+        await wait_all_tasks_blocked()
+        assert acq.granted == ["c2"]
+
+    await with_acquirer(pool, body)
+    assert own.evictions == 1
+    assert set(pool.holders) == {"o1", "c2"}
+
+
+async def test_a_capped_profile_keeps_priority_then_fifo_among_its_own_waiters() -> None:
+    pool = Pool(max_live=8, caps={"claude": 1})
+    await fill(pool, FakeHolder(pool, "c0", profile="claude", busy=True))
+    arrivals = [("low-1", 5), ("high", 0), ("low-2", 5)]
+    granted: list[str] = []
+
+    async def body(acq: Acquirer) -> None:
+        for task_id, priority in arrivals:
+            acq.start(FakeHolder(pool, task_id, profile="claude", busy=True), priority)
+            await wait_all_tasks_blocked()
+        acq.start(FakeHolder(pool, "other", profile="other", busy=True), priority=9)
+        await wait_all_tasks_blocked()
+        previous = "c0"
+        for _ in arrivals:
+            pool.release(previous)
+            await wait_all_tasks_blocked()
+            previous = acq.granted[-1]
+            assert pool.live_by_profile()["claude"] == 1
+        granted.extend(acq.granted)
+
+    await with_acquirer(pool, body)
+    assert granted == ["other", "high", "low-1", "low-2"]
+
+
+async def test_raising_a_cap_on_reload_admits_the_waiters_it_held_back_on_the_next_wake() -> None:
+    pool = Pool(max_live=8, caps={"claude": 1})
+    await fill(pool, FakeHolder(pool, "c1", profile="claude", busy=True))
+
+    async def body(acq: Acquirer) -> None:
+        acq.start(FakeHolder(pool, "c2", profile="claude", busy=True))
+        await wait_all_tasks_blocked()
+        assert acq.granted == []
+        pool.caps = {}  # the profile's limit was removed from the config
+        pool.poke()
+        await wait_all_tasks_blocked()
+        assert acq.granted == ["c2"]
+
+    await with_acquirer(pool, body)
+
+
+async def test_lowering_a_cap_evicts_nothing_busy_and_admits_no_more_of_that_profile() -> None:
+    pool = Pool(max_live=8)
+    busy = [FakeHolder(pool, f"c{i}", profile="claude", busy=True) for i in range(3)]
+    await fill(pool, *busy)
+    pool.caps = {"claude": 2}
+
+    async def body(acq: Acquirer) -> None:
+        acq.start(FakeHolder(pool, "c3", profile="claude", busy=True))
+        acq.start(FakeHolder(pool, "o1", profile="other", busy=True))
+        await wait_all_tasks_blocked()
+        assert acq.granted == ["o1"]
+        pool.release("c0")  # 2 live: still at the cap
+        await wait_all_tasks_blocked()
+        assert acq.granted == ["o1"]
+        pool.release("c1")
+        await wait_all_tasks_blocked()
+        assert acq.granted == ["o1", "c3"]
+
+    await with_acquirer(pool, body)
+    assert all(h.evict_calls == 0 for h in busy)
+    assert pool.live_by_profile() == {"claude": 2, "other": 1}
+
+
+async def test_several_waiters_swap_out_several_sessions_side_by_side() -> None:
+    """Three slow swap-outs for three waiters run at once, not one after another."""
+    pool = Pool(max_live=3)
+    gate = asyncio.Event()
+    started: list[str] = []
+
+    class SlowEvictee(FakeHolder):
+        async def evict(self) -> bool:
+            started.append(self.task_id)
+            await gate.wait()  # the process takes a while to end
+            self.pool.release(self.task_id)
+            return True
+
+    idle = [SlowEvictee(pool, f"idle{i}", last_used=float(i)) for i in range(3)]
+    await fill(pool, *idle)
+    waiters = [FakeHolder(pool, f"w{i}") for i in range(3)]
+
+    async def body(acq: Acquirer) -> None:
+        for waiter in waiters:
+            acq.start(waiter)
+        await wait_all_tasks_blocked()
+        assert sorted(started) == ["idle0", "idle1", "idle2"]  # all three under way
+        assert acq.granted == []
+        gate.set()
+        await wait_all_tasks_blocked()
+        assert sorted(acq.granted) == ["w0", "w1", "w2"]
+
+    await with_acquirer(pool, body)
+    assert set(pool.holders) == {"w0", "w1", "w2"}
