@@ -7,6 +7,8 @@ agent, until it is seen exiting on EOF again.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -62,3 +64,31 @@ async def test_the_ladder_reports_whether_eof_alone_ended_the_process(tmp_path: 
 
     await polite.aclose()  # already gone: nothing learned from it
     assert polite.exited_on_eof is None
+
+
+_PIDFD_PROBE = """
+import asyncio, sys, threading
+from meta_harness.agent.process import use_pidfd_child_watcher
+assert use_pidfd_child_watcher()
+async def main() -> int:
+    procs = [
+        await asyncio.create_subprocess_exec("cat", stdin=asyncio.subprocess.PIPE)
+        for _ in range(5)
+    ]
+    threads = threading.active_count()  # while all five run
+    for p in procs:
+        p.stdin.close()
+    codes = [await p.wait() for p in procs]
+    assert codes == [0] * 5, codes
+    return threads
+print(asyncio.run(main()))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="pidfds are Linux 5.3+")
+def test_agents_are_reaped_through_pidfds_without_a_waiter_thread_each() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _PIDFD_PROBE], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"  # only the main thread: no per-child waiter threads
