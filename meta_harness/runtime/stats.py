@@ -1,6 +1,6 @@
 """Live supervisor statistics, published to `.meta-harness/stats.json` for `stats` and the web.
 
-Counters are updated by the runtime as things happen; `StatsPublisher` rewrites the file
+Counters are updated by the runtime as things happen; `publish_stats` rewrites the file
 (atomically, not fsync'd: it is a view, not state) at most every `STATS_MIN_INTERVAL`
 seconds, and only after something changed. `slots.profiles` counts live sessions per
 profile; it is left out while no session is live.
@@ -12,7 +12,7 @@ import asyncio
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,3 +93,23 @@ def write_stats(workspace: Workspace, snapshot: dict[str, Any]) -> None:
         orjson.dumps(snapshot, option=orjson.OPT_INDENT_2),
         durable=False,
     )
+
+
+async def publish_stats(
+    workspace: Workspace,
+    stats: Stats,
+    snapshot: Callable[[], dict[str, Any]],
+    stop_event: asyncio.Event,
+) -> None:
+    """Rewrite stats.json after changes, at most every STATS_MIN_INTERVAL seconds."""
+    stop = asyncio.ensure_future(stop_event.wait())
+    try:
+        while not stop_event.is_set():
+            dirty = asyncio.ensure_future(stats.dirty.wait())
+            await asyncio.wait([stop, dirty], return_when=asyncio.FIRST_COMPLETED)
+            dirty.cancel()
+            stats.dirty.clear()
+            write_stats(workspace, snapshot())
+            await asyncio.wait([stop], timeout=STATS_MIN_INTERVAL)
+    finally:
+        stop.cancel()

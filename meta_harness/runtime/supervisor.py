@@ -1,13 +1,9 @@
-"""The supervisor: one per workspace. Composes lock, reaper, store, ingest, watcher, runners.
+"""The supervisor: one per workspace. Composes store, ingest, watchers, pool and runners.
 
-Boot derives everything from files: sweep leftover agent processes of this workspace,
-load task records, fold WALs (truncating torn tails), expire permission requests of the
-previous run, deliver child results that a crash left undelivered, ingest every waiting
-drop file, then start a runner for each task with something to do. Then it watches. On
-SIGINT/SIGTERM every runner swaps its session out (session ids stay on disk) and every
-process group is ended; only then do the services (the MCP server among them) stop, as
-agents close their MCP sessions on the way out. If the supervisor is killed, the reaper
-ends the groups.
+Boot (`runtime/boot.py`) sweeps leftover agents and repairs state from files; then every
+waiting drop is ingested and each task with work gets a runner; then it watches. On
+SIGINT/SIGTERM runners swap out first, then the services stop (agents close their MCP
+sessions on the way out). `run` holds the workspace claim; the reaper covers a kill.
 """
 
 from __future__ import annotations
@@ -17,44 +13,38 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-import psutil
-from filelock import FileLock, Timeout
 
-from meta_harness import __version__
 from meta_harness.agent.process import use_pidfd_child_watcher
 from meta_harness.base.config import Config, Profile, load_config
-from meta_harness.base.errors import ConfigError, WorkspaceLocked
-from meta_harness.base.fs import atomic_write, remove_stale_temps
+from meta_harness.base.errors import ConfigError
+from meta_harness.base.fs import atomic_write
 from meta_harness.base.layout import Workspace
-from meta_harness.domain.drops import Control, MessageDrop
+from meta_harness.domain.drops import Control
 from meta_harness.domain.events import EventType
-from meta_harness.domain.permissions import RequestStatus
 from meta_harness.domain.phases import TaskPhase
-from meta_harness.domain.tasks import TaskRecord
 from meta_harness.domain.transcript import redact_mcp_servers
+from meta_harness.runtime.boot import reconcile, sweep_leftovers
 from meta_harness.runtime.ingest import Ingest, IngestResult
-from meta_harness.runtime.launch import WORKSPACE_MARKER
 from meta_harness.runtime.pool import Pool, profile_caps
+from meta_harness.runtime.reaper_link import ReaperLink
 from meta_harness.runtime.runner import RunnerContext, TaskRunner
-from meta_harness.runtime.stats import STATS_MIN_INTERVAL, Stats, write_stats
+from meta_harness.runtime.stats import Stats, publish_stats, write_stats
 from meta_harness.runtime.store import EventLog, TaskStore
+from meta_harness.runtime.task_end import cancel_descendants, deliver_result
 from meta_harness.runtime.watcher import watch_config, watch_drops
+from meta_harness.runtime.workspace_claim import claim_workspace
 
 if TYPE_CHECKING:
     from meta_harness.agent.session import AgentSession
 
 logger = logging.getLogger(__name__)
 
-SWEEP_TERM_GRACE = 2.0  # leftover agents of a killed supervisor get this long after SIGTERM
 RUNNERS_CANCEL_TIMEOUT = 15.0  # the shutdown ladder of every agent a cancelled runner held
 RUNNERS_STOP_TIMEOUT = 10.0  # runners swap out in parallel; one agent's ladder is at most ~9 s
 
@@ -90,7 +80,7 @@ class Supervisor:
         self.ingest = Ingest(workspace, self.store, self.config)
         self.runners: dict[str, TaskRunner] = {}
         self._tg: asyncio.TaskGroup | None = None
-        self._reaper: subprocess.Popen[bytes] | None = None
+        self.reaper = ReaperLink()
         self._retry_at: float | None = None
         self._retry_changed = asyncio.Event()
         self.stats = Stats()
@@ -101,8 +91,8 @@ class Supervisor:
             config=self.config,
             on_task_ended=self.on_task_ended,
             mcp_servers=self.mcp_servers,
-            on_spawn=self._register_group,
-            on_exit=self._unregister_group,
+            on_spawn=self.reaper.register,
+            on_exit=self.reaper.unregister,
             stats=self.stats,
             background=self._background,
         )
@@ -131,101 +121,6 @@ class Supervisor:
         except ConfigError as e:
             logger.error("config edit ignored, keeping the last good config: %s", e)
             self.events.emit(EventType.WARNING, None, message=f"config edit ignored: {e}")
-
-    # -- reaper --------------------------------------------------------------------------------
-
-    def _start_reaper(self) -> None:
-        self._reaper = subprocess.Popen(
-            [sys.executable, "-m", "meta_harness.runtime.reaper"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            close_fds=True,
-        )
-
-    def _register_group(self, pgid: int) -> None:
-        self._tell_reaper(b"+%d\n" % pgid)
-
-    def _unregister_group(self, pgid: int) -> None:
-        """The group is ended: forget it, or a recycled pid could be killed at our death."""
-        self._tell_reaper(b"-%d\n" % pgid)
-
-    def _tell_reaper(self, line: bytes) -> None:
-        if self._reaper is not None and self._reaper.stdin is not None:
-            with contextlib.suppress(OSError):
-                self._reaper.stdin.write(line)
-                self._reaper.stdin.flush()
-
-    def _stop_reaper(self) -> None:
-        if self._reaper is None:
-            return
-        with contextlib.suppress(OSError):
-            if self._reaper.stdin is not None:
-                self._reaper.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._reaper.wait(timeout=5)
-
-    # -- boot ------------------------------------------------------------------------------------
-
-    def sweep_leftovers(self) -> int:
-        """End processes a killed supervisor of this workspace left behind."""
-        mine = str(self.workspace.root)
-        found: list[psutil.Process] = []
-        me = os.getpid()
-        for proc in psutil.process_iter(["pid"]):
-            if proc.pid == me:
-                continue
-            with contextlib.suppress(psutil.Error):
-                if proc.environ().get(WORKSPACE_MARKER) == mine:
-                    found.append(proc)
-        for proc in found:
-            with contextlib.suppress(psutil.Error, OSError):
-                proc.terminate()
-        _, alive = psutil.wait_procs(found, timeout=SWEEP_TERM_GRACE)
-        for proc in alive:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        if found:
-            self.events.emit(
-                EventType.WARNING, None, message=f"swept {len(found)} leftover agent process(es)"
-            )
-        return len(found)
-
-    def reconcile(self) -> None:
-        self.store.load_all()
-        by_parent: dict[str, list[TaskRecord]] = {}
-        for record in self.store.records.values():
-            if record.parent:
-                by_parent.setdefault(record.parent, []).append(record)
-        for task_id, record in self.store.records.items():
-            paths = self.workspace.task(task_id)
-            remove_stale_temps(paths.dir)
-            self.store.rederive(task_id)
-            self._expire_requests(paths.permissions)
-            if record.parent and record.phase.terminal:
-                self._deliver_result(task_id)
-            if record.phase is TaskPhase.CANCELLED and task_id in by_parent:
-                # a crash may have cut the cascade short
-                self._cancel_descendants(task_id, lambda t: list(by_parent.get(t, ())))
-
-    def _expire_requests(self, directory: Path) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            for entry in os.scandir(directory):
-                if not entry.name.endswith(".json") or entry.name.endswith(".answer.json"):
-                    continue
-                with contextlib.suppress(OSError, ValueError):
-                    record = orjson.loads(Path(entry.path).read_bytes())
-                    if record.get("status") == RequestStatus.PENDING:
-                        record.update(
-                            status=RequestStatus.ANSWERED.value,
-                            decision="cancelled",
-                            answered_by="supervisor",
-                            reason="the supervisor restarted; the agent's call ended with it",
-                            answered_at=time.time(),
-                        )
-                        atomic_write(
-                            Path(entry.path), orjson.dumps(record, option=orjson.OPT_INDENT_2)
-                        )
 
     # -- runners -------------------------------------------------------------------------------
 
@@ -306,59 +201,9 @@ class Supervisor:
             runner.gate.cancel_all(f"the task is {record.phase}")
             runner.inbox.changed.set()
         if record.phase is TaskPhase.CANCELLED:
-            self._cancel_descendants(task_id, self.store.children)
+            cancel_descendants(self.store, task_id, self.store.children, self.ensure_runner)
         if record.parent:
-            self._deliver_result(task_id)
-
-    def _cancel_descendants(
-        self, task_id: str, children: Callable[[str], list[TaskRecord]]
-    ) -> None:
-        """Send a cancel to every live descendant of `task_id`, also under ended children.
-
-        A live one cascades further when it applies its cancel; a child that has already
-        ended (a oneshot that answered) may still have live children of its own. The
-        drop id is deterministic, so doing this again at boot (a crash cut the cascade
-        short) adds nothing twice.
-        """
-        drop = MessageDrop(
-            id=f"cancel-by-{task_id}",
-            sender=f"task:{task_id}",
-            content=[],
-            control=Control.CANCEL,
-        )
-        frontier = children(task_id)
-        seen: set[str] = set()
-        while frontier:
-            child = frontier.pop()
-            if child.id in seen:
-                continue
-            seen.add(child.id)
-            if child.phase.terminal:
-                frontier.extend(children(child.id))
-            elif self.store.inbox(child.id).accept([drop]):
-                child_runner = self.ensure_runner(child.id)
-                if child_runner is not None:
-                    child_runner.interrupt()
-
-    def _deliver_result(self, task_id: str) -> None:
-        record = self.store.get(task_id)
-        if record is None or record.parent is None:
-            return
-        parent = self.store.get(record.parent)
-        if parent is None or parent.phase.terminal:
-            return
-        if record.phase is TaskPhase.DONE:
-            text = f"Child task {task_id} ({record.title}) finished:\n{record.result or ''}"
-        else:
-            text = f"Child task {task_id} ({record.title}) {record.phase}: {record.error or ''}"
-        drop = MessageDrop(
-            id=f"result:{task_id}",
-            sender=f"task:{task_id}",
-            content=[{"type": "text", "text": text}],
-            meta={"child": task_id, "phase": record.phase.value},
-        )
-        if self.store.inbox(parent.id).accept([drop]):
-            self.ensure_runner(parent.id)
+            deliver_result(self.store, task_id, self.ensure_runner)
 
     def mcp_servers(self, task_id: str, session: AgentSession) -> list[dict[str, Any]]:
         """The MCP servers handed to a task's agent on new/load/resume.
@@ -404,20 +249,6 @@ class Supervisor:
             rejected=self.ingest.rejected,
         )
 
-    async def _publish_stats(self) -> None:
-        """Rewrite stats.json after changes, at most every STATS_MIN_INTERVAL seconds."""
-        stop = asyncio.ensure_future(self.stop_event.wait())
-        try:
-            while not self.stop_event.is_set():
-                dirty = asyncio.ensure_future(self.stats.dirty.wait())
-                await asyncio.wait([stop, dirty], return_when=asyncio.FIRST_COMPLETED)
-                dirty.cancel()
-                self.stats.dirty.clear()
-                write_stats(self.workspace, self.stats_snapshot())
-                await asyncio.wait([stop], timeout=STATS_MIN_INTERVAL)
-        finally:
-            stop.cancel()
-
     async def _retry_loop(self) -> None:
         while not self.stop_event.is_set():
             self._retry_changed.clear()
@@ -442,10 +273,10 @@ class Supervisor:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop_requested.set)
         self.workspace.ensure_dirs()
-        self.sweep_leftovers()
-        self._start_reaper()
+        sweep_leftovers(self.workspace, self.events)
+        self.reaper.start()
         try:
-            self.reconcile()
+            reconcile(self.workspace, self.store, self.ensure_runner)
             self.events.emit(EventType.SUPERVISOR, None, status="started", pid=os.getpid())
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
@@ -463,7 +294,10 @@ class Supervisor:
                     if self.store.inbox(task_id).state.next_pending() is not None:
                         self.ensure_runner(task_id)
                 tg.create_task(self._retry_loop(), name="settle-timer")
-                tg.create_task(self._publish_stats(), name="stats")
+                stats = publish_stats(
+                    self.workspace, self.stats, self.stats_snapshot, self.stop_event
+                )
+                tg.create_task(stats, name="stats")
                 for service in self._services:
                     tg.create_task(service(self), name=getattr(service, "__name__", "service"))
                 if ready is not None:
@@ -476,7 +310,7 @@ class Supervisor:
         finally:
             self._tg = None
             self.store.close()
-            self._stop_reaper()
+            self.reaper.stop()
             with contextlib.suppress(OSError):
                 write_stats(self.workspace, self.stats_snapshot())
             self.events.emit(EventType.SUPERVISOR, None, status="stopped")
@@ -521,20 +355,6 @@ async def _first_of(*events: asyncio.Event) -> None:
             w.cancel()
 
 
-def _lock(workspace: Workspace) -> FileLock:
-    workspace.state_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(workspace.lock_file), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        holder = "pid unknown"
-        with contextlib.suppress(OSError, ValueError):
-            info = orjson.loads(workspace.supervisor_file.read_bytes())
-            holder = f"pid {info.get('pid')}, started {time.ctime(info.get('started_at', 0))}"
-        raise WorkspaceLocked(str(workspace.root), holder) from None
-    return lock
-
-
 def run(
     workspace: Workspace,
     config: Config,
@@ -552,24 +372,10 @@ def run(
     workspace.
     """
     workspace.require()
-    lock = _lock(workspace)
-    try:
-        info = {
-            "pid": os.getpid(),
-            "version": __version__,
-            "started_at": time.time(),
-            "create_time": psutil.Process().create_time(),
-            "workspace": str(workspace.root),
-            "endpoints": endpoints or {},
-        }
-        atomic_write(workspace.supervisor_file, orjson.dumps(info, option=orjson.OPT_INDENT_2))
+    with claim_workspace(workspace, endpoints):
         supervisor = Supervisor(
             workspace, config, overrides, services=services, mcp_entries=mcp_entries
         )
         use_pidfd_child_watcher()
         asyncio.run(supervisor.serve())
-        with contextlib.suppress(FileNotFoundError):
-            workspace.supervisor_file.unlink()
-    finally:
-        lock.release()
     return 0
