@@ -161,7 +161,7 @@ async def measure(root: Path, prompts: int, with_supervisor: bool) -> None:
                 content = [{"type": "text", "text": text}]
                 inbox.accept([MessageDrop(id=message_id, sender="bench", content=content)])
                 t0 = time.perf_counter()
-                inbox.mark_sent(message_id, 1)
+                await inbox.mark_sent(message_id, 1, offload=False)
                 stop = await session.prompt(
                     mh_sid, blocks_for(message_id, text), {"messageId": message_id, "from": "bench"}
                 )

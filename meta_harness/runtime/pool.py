@@ -67,6 +67,15 @@ class Pool:
     def queue_depth(self) -> int:
         return len(self._waiters)
 
+    def others_working(self, task_id: str) -> bool:
+        """Whether another live session is mid-turn or starting (the event loop is shared)."""
+        for other, holder in self.holders.items():
+            if other != task_id:
+                candidate = holder.candidate()
+                if candidate.busy or candidate.starting:
+                    return True
+        return False
+
     def live_by_profile(self) -> dict[str, int]:
         """Live sessions per profile name (profiles with none are left out)."""
         return dict(Counter(h.profile_name for h in self.holders.values()))

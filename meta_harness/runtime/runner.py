@@ -240,7 +240,8 @@ class TaskRunner:
         assert record is not None and record.session_id is not None
         if record.phase in (TaskPhase.PENDING, TaskPhase.WAITING):
             self.ctx.store.set_phase(self.task_id, TaskPhase.ACTIVE)
-        await self.inbox.mark_sent(message.id, record.epoch)
+        offload = self.ctx.pool.others_working(self.task_id)
+        await self.inbox.mark_sent(message.id, record.epoch, offload=offload)
         crash_point("deliver.after_sent")
         self.life.set_phase(SessionPhase.BUSY)
         self._turn_text = []
