@@ -3,10 +3,8 @@
 Replacing `task.json` costs a rename, and on ext4 a rename over an existing file also
 starts writeback of the new data (`auto_da_alloc`): about a millisecond on a VM disk,
 paid on every turn (active/waiting flips) and every swap-in. `RecordWriter` does those
-writes on one thread: the latest content per path wins, each path waits `COALESCE` after
-it was first queued for newer changes (a turn's active and waiting flips, milliseconds
-apart, make one write), paths are written in the order they were first queued, and a
-synchronous (durable) write of a path first takes that
+writes on one thread: the latest content per path wins, paths are written in the order
+they were first queued, and a synchronous (durable) write of a path first takes that
 path's queued content away and waits out a write in progress, so an older record never
 lands after a newer one. What is queued when the process is killed is lost, which is
 why only changes boot can rebuild go through here (see `store.needs_fsync`).
@@ -16,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 
 from meta_harness.base.fs import atomic_write
@@ -24,14 +21,13 @@ from meta_harness.base.fs import atomic_write
 logger = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT = 10.0  # close(): queued writes are a few KB each; longer means a stuck disk
-COALESCE = 0.05  # a queued record waits this long for newer changes of itself (seconds)
 
 
 class RecordWriter:
     """One writer thread per supervisor; `write_later` never blocks on the disk."""
 
     def __init__(self) -> None:
-        self._pending: dict[Path, tuple[bytes, float]] = {}  # path -> (data, due, monotonic)
+        self._pending: dict[Path, bytes] = {}
         self._cond = threading.Condition()
         self._io = threading.Lock()  # held for each write to the disk
         self._closed = False
@@ -43,9 +39,7 @@ class RecordWriter:
             if self._closed:
                 atomic_write(path, data, durable=False)
                 return
-            queued = self._pending.get(path)
-            due = queued[1] if queued is not None else time.monotonic() + COALESCE
-            self._pending[path] = (data, due)
+            self._pending[path] = data
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="meta-harness-record-writer", daemon=True
@@ -60,12 +54,20 @@ class RecordWriter:
             with self._io:  # a write of an older content of `path` may be in progress
                 atomic_write(path, data, durable=durable)
 
+    def write_pending(self, path: Path) -> None:
+        """If a write of `path` is queued, do it now, here (no fsync)."""
+        with self._cond:
+            data = self._pending.pop(path, None)
+            if data is not None:
+                with self._io:
+                    self._write(path, data)
+
     def flush(self) -> None:
         """Write everything queued, on the caller's thread (tests, shutdown)."""
         with self._cond, self._io:
             while self._pending:
                 path = next(iter(self._pending))
-                self._write(path, self._pending.pop(path)[0])
+                self._write(path, self._pending.pop(path))
 
     def close(self) -> None:
         """Write what is queued and end the thread; later writes are synchronous."""
@@ -81,18 +83,12 @@ class RecordWriter:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while True:
-                    if not self._pending:
-                        if self._closed:
-                            return
-                        self._cond.wait()
-                        continue
-                    path, (data, due) = next(iter(self._pending.items()))  # earliest due
-                    wait = due - time.monotonic()
-                    if self._closed or wait <= 0:
-                        break
-                    self._cond.wait(wait)  # a deadline, not a poll: notified on close
-                del self._pending[path]
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                path = next(iter(self._pending))
+                data = self._pending.pop(path)
                 self._io.acquire()  # before letting go of the queue: see write_now
             try:
                 self._write(path, data)

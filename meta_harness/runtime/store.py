@@ -1,9 +1,11 @@
 """The supervisor's in-memory view of durable state, written through to files.
 
 `TaskStore` caches every task record and writes each change atomically (one writer per
-file: this process): synchronously with fsync when durability is promised, else queued
-to the `RecordWriter` thread; `TaskInbox` holds one task's WAL writer and folded delivery state,
-and wakes that task's runner when something arrives; `EventLog` appends lifecycle events.
+file: this process): synchronously with fsync when durability is promised, synchronously
+without fsync for a phase change (before its event), else queued to the `RecordWriter`
+thread and written at the latest before the task's next ack; `TaskInbox` holds one
+task's WAL writer and folded delivery state, and wakes that task's runner when something
+arrives; `EventLog` appends lifecycle events.
 Called only from the supervisor's event loop; all synchronous but `mark_sent`, whose
 fdatasync runs on a worker thread.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from meta_harness.base.faults import crash_point
@@ -51,6 +54,7 @@ class TaskInbox:
         self._writer: JsonlWriter | None = None  # opened on first append, released when idle
         self.state = InboxState.fold(read_records(paths.wal))
         self.changed = asyncio.Event()
+        self.before_ack: Callable[[], None] = lambda: None  # TaskStore: settle the record
         if self.state.next_pending() is not None:
             self.changed.set()
 
@@ -89,6 +93,7 @@ class TaskInbox:
         # Written through (a killed supervisor cannot lose it) but not fdatasync'd: after a
         # power cut a lost ack only makes the message in doubt, which the load replay
         # settles. The `sent` stamp before the prompt is the sync that matters.
+        self.before_ack()
         self._append(ack_record(message_id, stop, error=error), durable=False)
 
     def drop(self, message_id: str, reason: str) -> None:
@@ -166,6 +171,7 @@ class TaskStore:
         box = self.inboxes.get(task_id)
         if box is None:
             box = self.inboxes[task_id] = TaskInbox(self.workspace.task(task_id))
+            box.before_ack = lambda: self.settle(task_id)
         return box
 
     def create(self, record: TaskRecord, profile_snapshot: bytes) -> None:
@@ -188,12 +194,17 @@ class TaskStore:
     def save(self, record: TaskRecord) -> TaskRecord:
         old = self.records.get(record.id)
         path = self.workspace.task(record.id).record
+        phase_changed = old is not None and old.phase != record.phase
         if needs_fsync(old, record):
             self.writer.write_now(path, encode_task(record), durable=True)
+        elif phase_changed:
+            # written before its `task.phase` event: whoever sees the event reads the phase
+            self.writer.write_now(path, encode_task(record), durable=False)
         else:
             self.writer.write_later(path, encode_task(record))
         self.records[record.id] = record
-        if old is not None and old.phase != record.phase:
+        if phase_changed:
+            assert old is not None
             self.events.emit(
                 EventType.TASK_PHASE,
                 record.id,
@@ -210,6 +221,11 @@ class TaskStore:
 
     def update(self, task_id: str, **changes: Any) -> TaskRecord:
         return self.save(self.records[task_id].with_changes(**changes))
+
+    def settle(self, task_id: str) -> None:
+        """Write a queued change of the task's record now: called before an ack, so that
+        whoever sees the ack in the WAL reads a record as of that turn."""
+        self.writer.write_pending(self.workspace.task(task_id).record)
 
     def rederive(self, task_id: str) -> None:
         """After a crash, bring what was written without fsync in line with the WAL: a

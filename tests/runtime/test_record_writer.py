@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from meta_harness.runtime import record_writer
 from meta_harness.runtime.record_writer import RecordWriter
 
 
@@ -56,24 +53,3 @@ def test_a_write_into_a_vanished_directory_is_logged_and_the_writer_goes_on(
     writer.close()
     assert (tmp_path / "ok.json").read_bytes() == b"ok"
     assert not (tmp_path / "gone").exists()
-
-
-def test_changes_queued_within_the_coalescing_window_make_one_write(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(record_writer, "COALESCE", 3600.0)  # nothing is due before close()
-    writes: list[bytes] = []
-    real = record_writer.atomic_write
-
-    def counting(path: Path, data: bytes, *, durable: bool = True, mode: int = 0o644) -> None:
-        writes.append(data)
-        real(path, data, durable=durable, mode=mode)
-
-    monkeypatch.setattr(record_writer, "atomic_write", counting)
-    writer = RecordWriter()
-    path = tmp_path / "task.json"
-    for phase in (b"active", b"waiting", b"active", b"waiting"):
-        writer.write_later(path, phase)
-    assert writes == [] and not path.exists()
-    writer.close()
-    assert writes == [b"waiting"] and path.read_bytes() == b"waiting"

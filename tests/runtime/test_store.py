@@ -12,6 +12,7 @@ from meta_harness.base.layout import Workspace
 from meta_harness.domain.inbox import sent_record
 from meta_harness.domain.phases import TaskPhase
 from meta_harness.domain.tasks import LoadOutcome, TaskRecord, read_task
+from meta_harness.runtime.record_writer import RecordWriter
 from meta_harness.runtime.store import EventLog, TaskStore, needs_fsync
 
 BASE = TaskRecord(id="t1", phase=TaskPhase.WAITING, session_id="s1", epoch=3)
@@ -79,3 +80,33 @@ def test_boot_keeps_a_record_epoch_ahead_of_the_wal(tmp_path: Path) -> None:
     assert store.records["t1"].epoch == 7
     assert os.stat(store.workspace.task("t1").record).st_mtime_ns == mtime
     store.close()
+
+
+def test_a_queued_record_change_is_on_disk_before_the_tasks_next_ack(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.create(TaskRecord(id="t1", phase=TaskPhase.WAITING, epoch=1), b"")
+    paths = store.workspace.task("t1")
+    store.writer.close()
+    store.writer = _HeldWriter()  # a queued write stays queued until someone writes it
+    store.update("t1", epoch=2, last_load=LoadOutcome.LOADED)
+    assert read_task(paths).epoch == 1  # queued
+    store.inbox("t1").ack("m1", "end_turn")
+    assert (read_task(paths).epoch, read_task(paths).last_load) == (2, LoadOutcome.LOADED)
+    store.set_phase("t1", TaskPhase.ACTIVE)  # a phase change is on disk before its event
+    assert read_task(paths).phase is TaskPhase.ACTIVE
+    store.inbox("t1").close()
+
+
+class _HeldWriter(RecordWriter):
+    """Queues, but its background thread never runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._thread = _NeverRuns()  # type: ignore[assignment]
+
+
+class _NeverRuns:
+    def join(self, timeout: float | None = None) -> None: ...
+
+    def is_alive(self) -> bool:
+        return False
