@@ -294,6 +294,26 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
+def swap_in_seconds(records: list[dict[str, Any]]) -> list[float]:
+    """The durations of the `swap` events (`direction: in`) among event records."""
+    return [
+        float(e["seconds"])
+        for e in records
+        if e.get("type") == "swap" and e.get("direction") == "in"
+    ]
+
+
+def print_ratio(label: str, bare: list[float], swap: list[float]) -> None:
+    if not swap or not bare:
+        return
+    ratio = statistics.median(swap) / statistics.median(bare)
+    print(
+        f"  {label} bare p50 {fmt_ms(statistics.median(bare))}, "
+        f"swap-in p50 {fmt_ms(statistics.median(swap))} (n={len(swap)}); "
+        f"ratio {ratio:.2f} (goal <= {GOAL_RATIO}: {verdict(ratio <= GOAL_RATIO)})"
+    )
+
+
 def run(args: argparse.Namespace, root: Path) -> None:
     n = args.tasks
     ws = make_workspace(root, TOML.format(max_live=args.max_live))
@@ -356,10 +376,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
         sampler.join()
         last_ack, acked = last_ack_wall_time(ws, task_ids)
         elapsed = last_ack - start_wall
-        swaps_in = [
-            e for e in events.poll() if e.get("type") == "swap" and e.get("direction") == "in"
-        ]
-        swap_s = [float(e["seconds"]) for e in swaps_in]
+        swap_s = swap_in_seconds(events.poll())
         expected = Counter(targets)
         progressed = sum(1 for t in task_ids if acked.get(t, 0) >= 1 + expected[t])
         latencies = message_latencies(ws, task_ids, phase_ids)
@@ -368,7 +385,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
             f"all acked after {elapsed:.1f} s"
         )
         print(f"  throughput            {total / elapsed:8.1f} msgs/s")
-        print(f"  swap-ins              {len(swaps_in):8d}  = {len(swaps_in) / elapsed:.1f} /s")
+        print(f"  swap-ins              {len(swap_s):8d}  = {len(swap_s) / elapsed:.1f} /s")
         print(
             f"  swap-in latency       p50 {fmt_ms(percentile(swap_s, 0.5))}, "
             f"p99 {fmt_ms(percentile(swap_s, 0.99))}, max {fmt_ms(max(swap_s))}"
@@ -398,18 +415,8 @@ def run(args: argparse.Namespace, root: Path) -> None:
             message_id = f"q{i:04d}"
             publish(ws.task(task_id).inbox, f"{message_id}.json", {"id": message_id, "text": "q"})
             wait_ack(ws, sup, task_id, message_id)
-            quiet_swap.extend(
-                float(e["seconds"])
-                for e in events.poll()
-                if e.get("type") == "swap" and e.get("direction") == "in"
-            )
-        if quiet_swap:
-            ratio = statistics.median(quiet_swap) / statistics.median(quiet_bare)
-            print(
-                f"  one at a time, quiet  bare p50 {fmt_ms(statistics.median(quiet_bare))}, "
-                f"swap-in p50 {fmt_ms(statistics.median(quiet_swap))} (n={len(quiet_swap)}); "
-                f"ratio {ratio:.2f} (goal <= {GOAL_RATIO}: {verdict(ratio <= GOAL_RATIO)})"
-            )
+            quiet_swap.extend(swap_in_seconds(events.poll()))
+        print_ratio("one at a time, quiet ", quiet_bare, quiet_swap)
 
         burst_bare: list[float] = []
         burst_swap: list[float] = []
@@ -426,18 +433,8 @@ def run(args: argparse.Namespace, root: Path) -> None:
                 )
             for task_id, message_id in ids:
                 wait_ack(ws, sup, task_id, message_id)
-            burst_swap.extend(
-                float(e["seconds"])
-                for e in events.poll()
-                if e.get("type") == "swap" and e.get("direction") == "in"
-            )
-        if burst_swap:
-            ratio = statistics.median(burst_swap) / statistics.median(burst_bare)
-            print(
-                f"  {k} at once, quiet     bare p50 {fmt_ms(statistics.median(burst_bare))}, "
-                f"swap-in p50 {fmt_ms(statistics.median(burst_swap))} (n={len(burst_swap)}); "
-                f"ratio {ratio:.2f} (goal <= {GOAL_RATIO}: {verdict(ratio <= GOAL_RATIO)})"
-            )
+            burst_swap.extend(swap_in_seconds(events.poll()))
+        print_ratio(f"{k} at once, quiet    ", burst_bare, burst_swap)
 
         # 4. idle ----------------------------------------------------------------------------
         time.sleep(IDLE_SETTLE)
