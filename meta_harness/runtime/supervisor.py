@@ -36,7 +36,11 @@ from meta_harness.runtime.reaper_link import ReaperLink
 from meta_harness.runtime.runner import RunnerContext, TaskRunner
 from meta_harness.runtime.stats import Stats, publish_stats, write_stats
 from meta_harness.runtime.store import EventLog, TaskStore
-from meta_harness.runtime.task_end import cancel_descendants, deliver_result
+from meta_harness.runtime.task_end import (
+    cancel_descendants,
+    deliver_result,
+    warn_unfinished_children,
+)
 from meta_harness.runtime.watcher import watch_config, watch_drops
 from meta_harness.runtime.workspace_claim import claim_workspace
 
@@ -202,8 +206,10 @@ class Supervisor:
             runner.inbox.changed.set()
         if record.phase is TaskPhase.CANCELLED:
             cancel_descendants(self.store, task_id, self.store.children, self.ensure_runner)
+        else:
+            warn_unfinished_children(self.store, task_id)
         if record.parent:
-            deliver_result(self.store, task_id, self.ensure_runner)
+            deliver_result(self.store, task_id, self.ensure_runner, warn=True)
 
     def mcp_servers(self, task_id: str, session: AgentSession) -> list[dict[str, Any]]:
         """The MCP servers handed to a task's agent on new/load/resume.

@@ -29,7 +29,9 @@ from tests.support.procs import (
     acks,
     agent_pids,
     agent_text,
+    drop_control,
     drop_task,
+    events,
     notes,
     pid_gone,
     received,
@@ -419,3 +421,33 @@ def test_a_failed_child_reaches_its_parent_as_a_message_saying_it_failed(
     prompts = {r["messageId"]: r["text"] for r in received(ws, "root")}
     assert expected in prompts[f"result:{child}"]  # the root's agent was told
     assert msg_counts(ws, "root")[f"result:{child}"] == 1
+
+
+def test_a_parent_that_ends_before_its_child_warns_and_so_does_the_undeliverable_result(
+    procs: Procs, workspace: Path
+) -> None:
+    ws = workspace
+    procs.start_supervisor()
+    drop_task(ws, "root", _spawn_session_child("standing by", "child"))
+    child = wait_value(ws, lambda: only_child(ws, "root"), "the child task")
+    wait_for(lambda: task_phase(ws, child) == "waiting", watch_dir=ws, what="the child idle")
+
+    drop_control(ws, "root", "end-root", "complete")  # the parent ends; the child runs on
+    wait_for(lambda: task_phase(ws, "root") == "done", watch_dir=ws, what="the root done")
+
+    def warnings(task_id: str) -> list[str]:
+        return [
+            e["message"] for e in events(ws) if e["type"] == "warning" and e.get("task") == task_id
+        ]
+
+    wait_for(lambda: warnings("root"), watch_dir=ws, what="the root's warning")
+    [on_root] = warnings("root")
+    assert "1 unfinished child task(s)" in on_root and child in on_root
+    assert task_phase(ws, child) == "waiting"  # not cancelled: its work may be wanted
+
+    drop_control(ws, child, "end-child", "complete")
+    wait_for(lambda: warnings(child), watch_dir=ws, what="the child's warning")
+    assert warnings(child) == [
+        "result not delivered: parent root had already ended (done); it stays in this task's record"
+    ]
+    assert f"result:{child}" not in msg_counts(ws, "root")
