@@ -36,7 +36,7 @@ class InDoubt:
         self.paths = ctx.workspace.task(task_id)
         self.inbox = ctx.store.inbox(task_id)
         self.continue_next: str | None = None  # a "continue" follow-up to deliver first
-        self._answered: dict[str, str] = {}  # in doubt, but answered: id -> stop
+        self._answered: set[str] = set()  # in doubt, but the agent had answered them
 
     def take_follow_up(self) -> str | None:
         """The "continue" follow-up id to deliver before anything else, once."""
@@ -46,11 +46,7 @@ class InDoubt:
     def read_answers(self, in_doubt: list[Message]) -> None:
         """Note which of `in_doubt` the agent answered before the crash (from the transcript;
         read before the new connection's frames, maybe a long load replay, are added)."""
-        self._answered = {}
-        for message in in_doubt:
-            stop = self._answer_before_crash(message.id)
-            if stop is not None:
-                self._answered[message.id] = stop
+        self._answered = {m.id for m in in_doubt if self._answer_before_crash(m.id) is not None}
 
     def _answer_before_crash(self, message_id: str) -> str | None:
         """The stop reason the agent answered an in-doubt message with, if the transcript

@@ -83,11 +83,9 @@ class TaskInbox:
         (other sessions are working) the fdatasync runs on a worker thread, so their turns
         go on meanwhile; alone, it runs inline: the thread hop would cost more (~0.5 ms)
         than the fdatasync itself."""
-        self._append(sent_record(message_id, epoch), durable=False)
+        self._append(sent_record(message_id, epoch), durable=not offload)
         if offload:
             await asyncio.to_thread(self.writer.detached_sync())
-        else:
-            self.writer.detached_sync()()
 
     def ack(self, message_id: str, stop: str, *, error: str | None = None) -> None:
         # Written through (a killed supervisor cannot lose it) but not fdatasync'd: after a
